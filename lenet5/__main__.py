@@ -1,0 +1,275 @@
+"""The ``lenet5`` command. Each subcommand parses its flags and calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import Lenet5Error
+
+EPILOG = "Defaults are the paper's (LeCun et al. 1998). Docs: README.md and PAPER_NOTES.md."
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset", choices=["mnist", "fashion-mnist"], default="mnist", help="dataset (default: %(default)s)"
+    )
+    p.add_argument("--data-dir", help="dataset cache folder (default: $LENET5_DATA or ~/.cache/lenet5)")
+
+
+def _add_weights_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--weights", help="a weights.pt or checkpoint.pt file from a training run")
+    g.add_argument(
+        "--pretrained",
+        nargs="?",
+        const="paper",
+        default=None,
+        choices=["paper", "paper-distort"],
+        help="use the shipped weights: 'paper' (default when no --weights) or 'paper-distort'",
+    )
+
+
+def cmd_data(args) -> int:
+    from .data import ensure_dataset
+
+    files = ensure_dataset(args.dataset, args.data_dir, quiet=args.json)
+    if args.json:
+        print(json.dumps(files.to_json()))
+    else:
+        print(f"{files.dataset}: verified in {files.directory}")
+        for name, path in files.files.items():
+            print(f"  {path}  ({files.sources[name]})")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from .summary import format_summary, summary
+
+    info = summary()
+    print(json.dumps(info) if args.json else format_summary(info))
+    return 0
+
+
+def _train_config(args):
+    from .config import ModelConfig, TrainConfig
+
+    try:
+        config = TrainConfig(
+            dataset=args.dataset,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            loss=args.loss,
+            map_j=args.j,
+            mu=args.mu,
+            eta=args.eta,
+            hessian_samples=args.hessian_samples,
+            batch_lr_scale=args.batch_lr_scale,
+            distort=args.distort,
+            train_subset=args.train_subset,
+            test_subset=args.test_subset,
+            train_eval=not args.no_train_eval,
+            engine=args.engine,
+            seed=args.seed,
+            device=args.device,
+            threads=args.threads,
+            data_dir=args.data_dir,
+            out_dir=args.out_dir,
+            run_name=args.run_name,
+            model=ModelConfig(init=args.init, c3_table=args.c3_table),
+        )
+    except ValueError as e:
+        raise Lenet5Error(str(e)) from None
+    if args.dry_run:  # the real pipeline end to end on tiny data
+        config.epochs, config.train_subset, config.test_subset = min(config.epochs, 2), 600, 500
+        config.hessian_samples = min(config.hessian_samples, 100)
+    return config
+
+
+def cmd_train(args) -> int:
+    from .train import train
+
+    if args.resume:
+        if not Path(args.resume, "config.json").is_file():
+            raise Lenet5Error(f"{args.resume}: not a run directory (no config.json)")
+        result = train(None, resume=args.resume, progress=not args.quiet)
+    else:
+        result = train(_train_config(args), progress=not args.quiet)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "run_dir": result["run_dir"],
+                    "error_rate": result["test"]["error_rate"],
+                    "misses": result["test"]["misses"],
+                    "n": result["test"]["n"],
+                    "engine": result["engine"],
+                }
+            )
+        )
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .checkpoint import load_model
+    from .data import load_mnist
+    from .train import evaluate
+
+    model = load_model(args.weights or args.pretrained or "paper", device=args.device)
+    x, y = load_mnist(args.split, args.data_dir, args.dataset, quiet=args.json)
+    result = evaluate(model, x, y, device=args.device)
+    result.pop("predictions")
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(
+        f"{args.dataset} {args.split}: error {result['error_rate']:.2f}% ({result['misses']} misses of {result['n']})"
+    )
+    print("per-class error: " + "  ".join(f"{c}:{e:.2f}%" for c, e in enumerate(result["per_class_error"])))
+    print("confusion (rows = true, columns = predicted):")
+    for c, row in enumerate(result["confusion"]):
+        print(f"  {c} " + " ".join(f"{v:5d}" for v in row))
+    shown = result["misclassified"][:50]
+    print(f"misclassified indices{' (first 50)' if len(result['misclassified']) > 50 else ''}: {shown}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lenet5",
+        description="LeNet-5 exactly as LeCun, Bottou, Bengio and Haffner (1998) describe it.",
+        epilog=EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser("data", help="obtain and verify a dataset, and say where it is", formatter_class=fmt)
+    _add_data_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("summary", help="per-layer table: maps, parameters, connections, multiply-accumulates")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser(
+        "train", help="train LeNet-5 (the paper's recipe by default) into a run directory", formatter_class=fmt
+    )
+    _add_data_args(p)
+    p.add_argument("--epochs", type=_positive_int, default=20, help="passes through the training set")
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=1, help="patterns per update; 1 = the paper's per-pattern SDLM"
+    )
+    p.add_argument("--loss", choices=["mse", "map"], default="mse", help="mse = Eq. 8, map = Eq. 9")
+    p.add_argument(
+        "--j", type=_positive_float, default=0.1, help="the constant j of Eq. 9 (our choice; the paper gives none)"
+    )
+    p.add_argument("--mu", type=_positive_float, default=0.02, help="SDLM damping mu")
+    p.add_argument(
+        "--eta",
+        type=_positive_float,
+        nargs="+",
+        default=None,
+        help="global learning rate per pass (last value repeats); default: the paper's schedule",
+    )
+    p.add_argument(
+        "--hessian-samples", type=_positive_int, default=500, help="patterns for the h_kk estimate before each pass"
+    )
+    p.add_argument(
+        "--batch-lr-scale",
+        choices=["sum", "mean"],
+        default="sum",
+        help="mini-batch SDLM steps on the sum (same step per pass as per-pattern) or the mean of gradients",
+    )
+    p.add_argument("--distort", action="store_true", help="train on the 600,000-pattern distorted set (Sec. III-C)")
+    p.add_argument(
+        "--init",
+        choices=["sqrt-fan-in", "fan-in"],
+        default="sqrt-fan-in",
+        help="initial weights +-2.4/sqrt(F_i) (our default, D1) or +-2.4/F_i (Appendix A as printed)",
+    )
+    p.add_argument("--c3-table", choices=["paper", "full"], default="paper", help="C3 connections: Table I or all")
+    p.add_argument(
+        "--train-subset", type=_nonneg_int, default=0, help="use only the first N training patterns (0 = all)"
+    )
+    p.add_argument("--test-subset", type=_nonneg_int, default=0, help="evaluate on the first N test patterns (0 = all)")
+    p.add_argument("--no-train-eval", action="store_true", help="skip the training-set error after each pass")
+    p.add_argument(
+        "--engine",
+        choices=["auto", "torch", "numba"],
+        default="auto",
+        help="auto = the compiled numba engine for per-pattern CPU training, else torch",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (weights, order, distortions)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=_nonneg_int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--out-dir", default="runs", help="parent folder of run directories")
+    p.add_argument("--run-name", help="run directory name (default: timestamp + recipe)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last completed pass")
+    p.add_argument("--dry-run", action="store_true", help="2 passes on 600 patterns: the whole pipeline in seconds")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="finish with one JSON line: run_dir, error_rate, misses, n")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate", help="test error, confusion matrix, per-class error, misclassified indices", formatter_class=fmt
+    )
+    _add_weights_args(p)
+    _add_data_args(p)
+    p.add_argument("--split", choices=["test", "train"], default="test", help="which split to score")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--json", action="store_true", help="print one JSON object (error_rate in percent, misses, n, ...)")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except Lenet5Error as e:
+        print(f"lenet5 {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"lenet5 {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

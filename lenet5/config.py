@@ -1,0 +1,163 @@
+"""Configuration. Every default is the paper's value; each number cites where it comes from.
+
+Choices the paper leaves open are tagged ``DEVIATION(Dn)`` here and listed in PAPER_NOTES.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+# ---- numbers from the paper (LeCun et al. 1998), in one place ----------------------------------
+SQUASH_A = 1.7159  # Appendix A: f(a) = A tanh(S a)
+SQUASH_S = 2.0 / 3.0  # Appendix A: chosen so that f(1) = 1 and f(-1) = -1
+PIXEL_BACKGROUND = -0.1  # Sec. II-A: white background
+PIXEL_FOREGROUND = 1.175  # Sec. II-A: black foreground; mean input ~0, variance ~1
+INIT_SCALE = 2.4  # Appendix A: weights uniform in [-2.4/F_i, 2.4/F_i]
+SDLM_MU = 0.02  # Sec. II-C / Appendix C
+SDLM_HESSIAN_SAMPLES = 500  # Sec. II-C: "re-evaluated on 500 patterns" before each pass
+PAPER_EPOCHS = 20  # Sec. III-C: 20 passes through the training set
+
+
+def paper_eta(epoch: int) -> float:
+    """Global learning rate eta of the paper's schedule for a 0-based pass index (Sec. III-C)."""
+    if epoch < 2:
+        return 5e-4
+    if epoch < 5:
+        return 2e-4
+    if epoch < 8:
+        return 1e-4
+    if epoch < 12:
+        return 5e-5
+    return 1e-5
+
+
+# Test errors (percent) reported in Fig. 9 / Sec. III-C, for the comparison tables.
+PAPER_TEST_ERROR = {
+    "lenet5": 0.95,
+    "lenet5-distort": 0.8,
+    "lenet4": 1.1,
+    "lenet1": 1.7,
+    "boosted-lenet4": 0.7,
+    "linear": 12.0,
+    "knn": 5.0,
+    "mlp-300": 4.7,
+}
+PAPER_TRAIN_ERROR_PASS19 = 0.35  # Sec. III-C, LeNet-5 without distortions
+
+
+@dataclass
+class ModelConfig:
+    """The network. The defaults build the paper's LeNet-5 (Sec. II-B, Fig. 2)."""
+
+    arch: str = "lenet5"
+    """Architecture: 'lenet5' (the paper's)."""
+    c3_table: str = "paper"
+    """C3 connectivity: 'paper' (Table I, 60 of the 96 map pairs) or 'full' (every S2 map feeds every C3 map)."""
+    in_size: int = 32
+    """Side of the input field in pixels: the 28x28 digit is centred in a 32x32 field (Sec. II-B)."""
+    init: str = "sqrt-fan-in"
+    """Initial weight range: 'fan-in' is Appendix A as printed, uniform in +-2.4/F_i; 'sqrt-fan-in' is
+    uniform in +-2.4/sqrt(F_i). DEVIATION(D1): the printed rule makes per-pattern SDLM at the paper's
+    eta diverge within a few patterns (PAPER_NOTES.md), so the default is the sqrt rule."""
+
+    def __post_init__(self) -> None:
+        if self.arch not in ("lenet5",):
+            raise ValueError(f"unknown arch {self.arch!r}; expected 'lenet5'")
+        if self.c3_table not in ("paper", "full"):
+            raise ValueError(f"unknown c3_table {self.c3_table!r}; expected 'paper' or 'full'")
+        if self.init not in ("fan-in", "sqrt-fan-in"):
+            raise ValueError(f"unknown init {self.init!r}; expected 'fan-in' or 'sqrt-fan-in'")
+        if self.in_size != 32:
+            raise ValueError(f"in_size must be 32 for LeNet-5, got {self.in_size}")
+
+
+@dataclass
+class TrainConfig:
+    """A training run. The defaults are the paper's recipe (Sec. II-C, III-C, Appendix C)."""
+
+    dataset: str = "mnist"
+    """Dataset: 'mnist' or 'fashion-mnist'."""
+    epochs: int = PAPER_EPOCHS
+    """Passes through the 60,000 training patterns."""
+    batch_size: int = 1
+    """Patterns per update. 1 is the paper's per-pattern (stochastic) update."""
+    loss: str = "mse"
+    """'mse' (Eq. 8, penalty of the correct class) or 'map' (Eq. 9, the discriminative criterion)."""
+    map_j: float = 0.1
+    """The constant j > 0 of Eq. 9. DEVIATION(D5): the paper gives no value; 0.1 is our choice."""
+    mu: float = SDLM_MU
+    """SDLM damping mu in eta / (mu + h_kk)."""
+    eta: list[float] | None = None
+    """Global learning rate per pass; None uses the paper's schedule (5e-4, 2e-4, 1e-4, 5e-5, 1e-5)."""
+    hessian_samples: int = SDLM_HESSIAN_SAMPLES
+    """Training patterns on which h_kk is re-estimated before each pass."""
+    batch_lr_scale: str = "sum"
+    """How SDLM steps are made for mini-batches: 'sum' (step on the sum of per-pattern gradients, one
+    pass makes the same total step as per-pattern updates) or 'mean' (step on the mean). DEVIATION(D7)."""
+    distort: bool = False
+    """Train on distorted patterns (Sec. III-C): 60,000 originals + 540,000 affine-distorted copies."""
+    train_subset: int = 0
+    """Use only the first N training patterns (0 = all 60,000), for quick runs and Fig. 6."""
+    test_subset: int = 0
+    """Evaluate on only the first N test patterns (0 = all 10,000)."""
+    train_eval: bool = True
+    """Measure the error on the whole training set after every pass (the paper's Fig. 5)."""
+    engine: str = "auto"
+    """'torch' (the reference), 'numba' (the fast per-pattern engine) or 'auto' (numba where it applies)."""
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0
+    """torch intra-op threads (0 = torch's default)."""
+    data_dir: str | None = None
+    """Where datasets live; None = $LENET5_DATA or ~/.cache/lenet5."""
+    out_dir: str = "runs"
+    """Parent folder of run directories."""
+    run_name: str | None = None
+    """Run directory name; None = a timestamp plus the recipe."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = ModelConfig(**self.model)
+        checks = [
+            (
+                self.dataset in ("mnist", "fashion-mnist"),
+                f"unknown dataset {self.dataset!r}; expected mnist or fashion-mnist",
+            ),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
+            (self.loss in ("mse", "map"), f"unknown loss {self.loss!r}; expected mse or map"),
+            (self.map_j > 0, f"j must be > 0 (Eq. 9), got {self.map_j}"),
+            (self.mu > 0, f"mu must be > 0, got {self.mu}"),
+            (self.hessian_samples >= 1, f"hessian samples must be >= 1, got {self.hessian_samples}"),
+            (
+                self.batch_lr_scale in ("sum", "mean"),
+                f"batch lr scale must be sum or mean, got {self.batch_lr_scale!r}",
+            ),
+            (self.train_subset >= 0, f"train subset must be >= 0, got {self.train_subset}"),
+            (self.test_subset >= 0, f"test subset must be >= 0, got {self.test_subset}"),
+            (
+                self.engine in ("auto", "torch", "numba"),
+                f"unknown engine {self.engine!r}; expected auto, torch or numba",
+            ),
+            (self.threads >= 0, f"threads must be >= 0, got {self.threads}"),
+            (self.eta is None or (len(self.eta) >= 1 and all(e > 0 for e in self.eta)), "eta values must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def eta_for(self, epoch: int) -> float:
+        """The global learning rate of a 0-based pass; a short custom list repeats its last value."""
+        if self.eta is None:
+            return paper_eta(epoch)
+        return self.eta[min(epoch, len(self.eta) - 1)]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

@@ -1,0 +1,109 @@
+"""Random planar affine distortions of the training set (Sec. III-C, Fig. 7).
+
+The paper enlarged the 60,000 training digits with 540,000 distorted copies (9 per digit) made of
+horizontal and vertical translation, scaling, squeezing (horizontal compression with vertical
+elongation, or the reverse) and horizontal shearing, then trained 20 passes of 60,000 patterns
+drawn from the 600,000. The paper gives no magnitudes; ours are DEVIATION(D6), in :data:`RANGES`.
+
+We never store the 540,000 copies: copy k of digit i is generated on the fly from its own fixed
+parameters, so the set is fixed by the seed and each pass draws, for every digit, one of its ten
+versions (the original or one of 9 copies).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import PIXEL_BACKGROUND
+
+# Uniform ranges of the five distortion parameters. DEVIATION(D6): our choice, sized so that the
+# central 20x20 box of the 32x32 field (where MNIST puts the digit) always stays inside the field.
+RANGES = {
+    "tx": (-1.5, 1.5),  # horizontal translation, pixels
+    "ty": (-1.5, 1.5),  # vertical translation, pixels
+    "scale": (0.9, 1.1),  # isotropic scaling factor
+    "squeeze": (0.9, 1.1),  # x scaled by q and y by 1/q: horizontal compression + vertical elongation or the reverse
+    "shear": (-0.2, 0.2),  # horizontal shear: x' = x + shear * y
+}
+COPIES = 9  # distorted copies per training digit (540,000 / 60,000)
+
+
+def sample_params(n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 5) distortion parameters (tx, ty, scale, squeeze, shear), uniform in :data:`RANGES`."""
+    lo = np.array([r[0] for r in RANGES.values()])
+    hi = np.array([r[1] for r in RANGES.values()])
+    return (lo + (hi - lo) * rng.random((n, len(RANGES)))).astype(np.float32)
+
+
+def affine_matrices(params: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """The forward maps (output pixel offsets from the field centre, as functions of input offsets).
+
+    Returns (n, 2, 3): [x', y'] = M [x, y, 1] in pixels, with x to the right and y down.
+    """
+    p = torch.as_tensor(np.asarray(params), dtype=torch.float64)
+    tx, ty, scale, squeeze, shear = p.unbind(1)
+    sx, sy = scale * squeeze, scale / squeeze
+    m = torch.zeros(len(p), 2, 3, dtype=torch.float64)
+    m[:, 0, 0] = sx
+    m[:, 0, 1] = shear * sy  # shear after scaling: x' = sx x + shear (sy y)
+    m[:, 1, 1] = sy
+    m[:, 0, 2] = tx
+    m[:, 1, 2] = ty
+    return m
+
+
+def distort(fields: torch.Tensor, params: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Apply one affine distortion per image to inputs already in the paper's field.
+
+    Args:
+        fields: (N, 1, S, S) inputs scaled to [-0.1, 1.175] (background -0.1).
+        params: (N, 5) parameters from :func:`sample_params`.
+
+    Returns:
+        (N, 1, S, S) distorted inputs, bilinear interpolation, background outside the original field.
+    """
+    n, _, size, _ = fields.shape
+    m = affine_matrices(params)
+    # grid_sample needs the inverse map (output -> input) in normalised coordinates [-1, 1].
+    lin, shift = m[:, :, :2], m[:, :, 2:]
+    inv_lin = torch.linalg.inv(lin)
+    inv_shift = -inv_lin @ shift
+    half = size / 2.0
+    theta = torch.cat([inv_lin, inv_shift / half], dim=2).to(torch.float32)  # (N, 2, 3)
+    grid = F.affine_grid(theta, (n, 1, size, size), align_corners=False)
+    ink = fields - PIXEL_BACKGROUND  # background 0, so zero padding is background
+    out = F.grid_sample(ink, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out + PIXEL_BACKGROUND
+
+
+class DistortedSet:
+    """The paper's 600,000-pattern set: each of the N training digits and its 9 fixed distorted copies.
+
+    Args:
+        fields: (N, 1, 32, 32) training inputs.
+        seed: fixes every copy's parameters.
+    """
+
+    def __init__(self, fields: torch.Tensor, seed: int) -> None:
+        self.fields = fields
+        rng = np.random.default_rng([seed, 0xD157])
+        self.params = sample_params(len(fields) * COPIES, rng).reshape(len(fields), COPIES, len(RANGES))
+
+    def __len__(self) -> int:
+        return len(self.fields) * (COPIES + 1)
+
+    def versions_for_pass(self, rng: np.random.Generator) -> np.ndarray:
+        """For one pass, which version of each digit to show: 0 = the original, 1..9 = a copy. (N,)"""
+        return rng.integers(0, COPIES + 1, size=len(self.fields))
+
+    def patterns(self, index: np.ndarray, version: np.ndarray, batch: int = 4096) -> torch.Tensor:
+        """The inputs for digits ``index`` shown as ``version`` (same length), in that order."""
+        out = self.fields[torch.as_tensor(index)].clone()
+        distorted = np.flatnonzero(version > 0)
+        for start in range(0, len(distorted), batch):
+            rows = distorted[start : start + batch]
+            params = self.params[index[rows], version[rows] - 1]
+            out[torch.as_tensor(rows)] = distort(out[torch.as_tensor(rows)], params)
+        return out

@@ -1,0 +1,336 @@
+"""A fast per-pattern training engine for the exact paper model, compiled with numba.
+
+It runs the paper's inner loop (forward, back-propagation, SDLM update w -= eps_k dE_p/dw_k after
+every pattern) for a whole pass in compiled code, with no Python between patterns. The PyTorch model
+in model.py stays the definition: tests check that this engine makes the same steps from the same
+weights and sample order (tests/test_engine.py).
+
+The engine updates the model's parameters in place (it works on numpy views of the torch tensors).
+
+Layout trick: a valid 5x5 convolution of an H x W map is computed on the flattened map with row
+stride W, giving rows of W outputs of which the last 4 are junk (set to zero). The inner loops then
+run over long contiguous stretches (892 for C1, 136 for C3), which the compiler vectorises.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .config import SQUASH_A, SQUASH_S
+
+try:  # numba is an optional dependency (the 'fast' extra); without it the torch engine is used
+    import numba
+    from numba import njit
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    HAVE_NUMBA = False
+
+    def njit(*args, **kwargs):
+        def wrap(f):
+            return f
+
+        return wrap if not args or not callable(args[0]) else args[0]
+
+
+A = np.float32(SQUASH_A)
+S = np.float32(SQUASH_S)
+AS = np.float32(SQUASH_A * SQUASH_S)
+S_OVER_A = np.float32(SQUASH_S / SQUASH_A)
+K = 5  # kernel side of C1, C3, C5
+
+# Field and map sizes (Fig. 2). "W" is a row stride of the wide layout.
+W0, H1, H2, W2, H3, H4 = 32, 28, 14, 14, 10, 5
+N1 = (H1 - 1) * W0 + H1  # 892: wide length of a C1 map (28 rows of stride 32, last row without junk)
+N3 = (H3 - 1) * W2 + H3  # 136: wide length of a C3 map (10 rows of stride 14)
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _squash(a):
+    return A * np.tanh(S * a)
+
+
+@njit(cache=True, fastmath=True)
+def _pattern_step(
+    x, label, weights, steps, table_out, table_in, prototypes, loss_kind, j, buffers, update
+):  # pragma: no cover - compiled
+    """Forward, backward and (if update) the SDLM update for one pattern. Returns (loss, predicted)."""
+    c1w, c1b, s2w, s2b, c3w, c3b, s4w, s4b, c5w, c5b, f6w, f6b = weights
+    e1w, e1b, e2w, e2b, e3w, e3b, e4w, e4b, e5w, e5b, e6w, e6b = steps
+    o1, o2, o3, o4, o5, o6, d1, d2, d3, d4, d5, d6, pen, sum2, sum4 = buffers
+    xf = x.reshape(1024)  # (1024,) the 32x32 field, row stride 32
+
+    # ---- forward ------------------------------------------------------------------------------
+    # C1: 6 maps, wide layout (6, 892), row stride 32
+    for m in range(6):
+        acc = o1[m]
+        for t in range(N1):
+            acc[t] = c1b[m]
+        for ki in range(K):
+            for kj in range(K):
+                w = c1w[m, 0, ki, kj]
+                off = ki * W0 + kj
+                for t in range(N1):
+                    acc[t] += w * xf[off + t]
+        for t in range(N1):
+            acc[t] = _squash(acc[t])
+    # S2: sum of 2x2 blocks * coefficient + bias -> (6, 14*14)
+    for m in range(6):
+        for i in range(H2):
+            for jj in range(W2):
+                r = 2 * i * W0 + 2 * jj
+                s = o1[m, r] + o1[m, r + 1] + o1[m, r + W0] + o1[m, r + W0 + 1]
+                sum2[m, i * W2 + jj] = s
+                o2[m, i * W2 + jj] = _squash(s2w[m] * s + s2b[m])
+    # C3: the 60 connections of Table I, wide layout (16, 136), row stride 14
+    for o in range(16):
+        for t in range(N3):
+            o3[o, t] = c3b[o]
+    for k in range(table_out.shape[0]):
+        o, c = table_out[k], table_in[k]
+        for ki in range(K):
+            for kj in range(K):
+                w = c3w[k, ki, kj]
+                off = ki * W2 + kj
+                for t in range(N3):
+                    o3[o, t] += w * o2[c, off + t]
+    for o in range(16):
+        for t in range(N3):
+            o3[o, t] = _squash(o3[o, t])
+    # S4 -> (16, 25)
+    for m in range(16):
+        for i in range(H4):
+            for jj in range(H4):
+                r = 2 * i * W2 + 2 * jj
+                s = o3[m, r] + o3[m, r + 1] + o3[m, r + W2] + o3[m, r + W2 + 1]
+                sum4[m, i * H4 + jj] = s
+                o4[m, i * H4 + jj] = _squash(s4w[m] * s + s4b[m])
+    o4f = o4.reshape(400)  # (400,) in (map, row, col) order, as C5's kernels
+    # C5: 120 units, each a dot product over 400 inputs
+    for u in range(120):
+        wu = c5w[u].reshape(400)
+        acc = c5b[u]
+        for t in range(400):
+            acc += wu[t] * o4f[t]
+        o5[u] = _squash(acc)
+    # F6: 84 units over 120 inputs
+    for u in range(84):
+        acc = f6b[u]
+        for t in range(120):
+            acc += f6w[u, t] * o5[t]
+        o6[u] = _squash(acc)
+    # RBF penalties
+    best = 0
+    for c in range(10):
+        acc = np.float32(0.0)
+        for t in range(84):
+            diff = o6[t] - prototypes[c, t]
+            acc += diff * diff
+        pen[c] = acc
+        if pen[c] < pen[best]:
+            best = c
+
+    # ---- loss and its gradient at the F6 outputs ------------------------------------------------
+    if loss_kind == 0:  # Eq. 8: E = y_D
+        loss = pen[label]
+        for t in range(84):
+            d6[t] = 2.0 * (o6[t] - prototypes[label, t])
+    else:  # Eq. 9: E = y_D + log(e^-j + sum_i e^-y_i); dE/dy_i = [i == D] - q_i
+        lo = min(-j, -pen[best])
+        total = math.exp(-j - lo)
+        for c in range(10):
+            total += math.exp(-pen[c] - lo)
+        loss = pen[label] + lo + math.log(total)
+        for t in range(84):
+            d6[t] = 0.0
+        for c in range(10):
+            g = (1.0 if c == label else 0.0) - math.exp(-pen[c] - lo) / total
+            for t in range(84):
+                d6[t] += np.float32(g) * 2.0 * (o6[t] - prototypes[c, t])
+    if not update:
+        return loss, best
+
+    # ---- backward and update: each layer's input gradient uses the weights before their update ----
+    # F6
+    for u in range(84):
+        d6[u] *= S * (A - o6[u] * o6[u] / A)  # f'(a) from f(a): S (A - f^2 / A)
+    for t in range(120):
+        d5[t] = 0.0
+    for u in range(84):
+        g = d6[u]
+        for t in range(120):
+            d5[t] += f6w[u, t] * g
+            f6w[u, t] -= e6w[u, t] * g * o5[t]
+        f6b[u] -= e6b[u] * g
+    # C5
+    for u in range(120):
+        d5[u] *= S * (A - o5[u] * o5[u] / A)
+    for t in range(400):
+        d4[t] = 0.0
+    for u in range(120):
+        g = d5[u]
+        wu = c5w[u].reshape(400)
+        eu = e5w[u].reshape(400)
+        for t in range(400):
+            d4[t] += wu[t] * g
+            wu[t] -= eu[t] * g * o4f[t]
+        c5b[u] -= e5b[u] * g
+    # S4: d4 is laid out (16, 25)
+    for m in range(16):
+        gw = np.float32(0.0)
+        gb = np.float32(0.0)
+        for t in range(25):
+            v = o4[m, t]
+            g = d4[m * 25 + t] * S * (A - v * v / A)
+            gw += g * sum4[m, t]
+            gb += g
+            d4[m * 25 + t] = g * s4w[m]  # gradient reaching each of the 4 summed inputs
+        s4w[m] -= e4w[m] * gw
+        s4b[m] -= e4b[m] * gb
+    # into C3's wide maps (junk columns stay zero)
+    for m in range(16):
+        for t in range(N3):
+            d3[m, t] = 0.0
+        for i in range(H4):
+            for jj in range(H4):
+                g = d4[m * 25 + i * H4 + jj]
+                r = 2 * i * W2 + 2 * jj
+                d3[m, r] = g
+                d3[m, r + 1] = g
+                d3[m, r + W2] = g
+                d3[m, r + W2 + 1] = g
+        for t in range(N3):
+            v = o3[m, t]
+            d3[m, t] *= S * (A - v * v / A)
+        gb = np.float32(0.0)
+        for t in range(N3):
+            gb += d3[m, t]
+        c3b[m] -= e3b[m] * gb
+    # C3: input gradient into S2's maps, then the weight update
+    for c in range(6):
+        for t in range(H2 * W2):
+            d2[c, t] = 0.0
+    for k in range(table_out.shape[0]):
+        o, c = table_out[k], table_in[k]
+        for ki in range(K):
+            for kj in range(K):
+                off = ki * W2 + kj
+                w = c3w[k, ki, kj]
+                g = np.float32(0.0)
+                for t in range(N3):
+                    d2[c, off + t] += w * d3[o, t]
+                    g += d3[o, t] * o2[c, off + t]
+                c3w[k, ki, kj] = w - e3w[k, ki, kj] * g
+    # S2
+    for m in range(6):
+        gw = np.float32(0.0)
+        gb = np.float32(0.0)
+        for t in range(H2 * W2):
+            v = o2[m, t]
+            g = d2[m, t] * S * (A - v * v / A)
+            gw += g * sum2[m, t]
+            gb += g
+            d2[m, t] = g * s2w[m]
+        s2w[m] -= e2w[m] * gw
+        s2b[m] -= e2b[m] * gb
+    # into C1's wide maps, then C1's weight update
+    for m in range(6):
+        for t in range(N1):
+            d1[m, t] = 0.0
+        for i in range(H2):
+            for jj in range(W2):
+                g = d2[m, i * W2 + jj]
+                r = 2 * i * W0 + 2 * jj
+                d1[m, r] = g
+                d1[m, r + 1] = g
+                d1[m, r + W0] = g
+                d1[m, r + W0 + 1] = g
+        gb = np.float32(0.0)
+        for t in range(N1):
+            v = o1[m, t]
+            d1[m, t] *= S * (A - v * v / A)
+            gb += d1[m, t]
+        c1b[m] -= e1b[m] * gb
+        for ki in range(K):
+            for kj in range(K):
+                off = ki * W0 + kj
+                g = np.float32(0.0)
+                for t in range(N1):
+                    g += d1[m, t] * xf[off + t]
+                c1w[m, 0, ki, kj] -= e1w[m, 0, ki, kj] * g
+    return loss, best
+
+
+@njit(cache=True, fastmath=True)
+def _train_patterns(
+    xs, labels, weights, steps, table_out, table_in, prototypes, loss_kind, j, buffers
+):  # pragma: no cover - compiled
+    loss_sum = 0.0
+    errors = 0
+    for p in range(xs.shape[0]):
+        loss, pred = _pattern_step(
+            xs[p], labels[p], weights, steps, table_out, table_in, prototypes, loss_kind, j, buffers, True
+        )
+        loss_sum += loss
+        errors += pred != labels[p]
+    return loss_sum, errors
+
+
+def _buffers():
+    f = np.float32
+    return (
+        np.zeros((6, N1), f), np.zeros((6, H2 * W2), f), np.zeros((16, N3), f), np.zeros((16, 25), f),
+        np.zeros(120, f), np.zeros(84, f),
+        np.zeros((6, N1), f), np.zeros((6, H2 * W2), f), np.zeros((16, N3), f), np.zeros(400, f),
+        np.zeros(120, f), np.zeros(84, f),
+        np.zeros(10, f), np.zeros((6, H2 * W2), f), np.zeros((16, 25), f),
+    )  # fmt: skip
+
+
+class NumbaEngine:
+    """Per-pattern SDLM passes over a :class:`~lenet5.model.LeNet5`, in compiled code.
+
+    Args:
+        model: a LeNet5 on the CPU in float32 (any C3 table); its parameters are updated in place.
+        loss: 'mse' (Eq. 8) or 'map' (Eq. 9).
+        j: the constant of Eq. 9.
+    """
+
+    def __init__(self, model, loss: str = "mse", j: float = 0.1) -> None:
+        if not HAVE_NUMBA:
+            raise RuntimeError("the numba engine needs numba: pip install 'lenet5[fast]' (or numba)")
+        params = list(model.parameters())
+        if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
+            raise ValueError("the numba engine needs a float32 model on the CPU")
+        self.model = model
+        self.loss_kind = {"mse": 0, "map": 1}[loss]
+        self.j = float(j)
+        self.weights = tuple(p.detach().numpy() for p in params)  # views: updates land in the model
+        self.table_out = model.c3.out_index.numpy().astype(np.int64)
+        self.table_in = model.c3.in_index.numpy().astype(np.int64)
+        self.prototypes = model.output.prototypes.numpy().astype(np.float32)
+        self.buffers = _buffers()
+        self.steps = None
+
+    def set_steps(self, steps: list[torch.Tensor]) -> None:
+        """The per-parameter step sizes eta / (mu + h_kk) (from ``SDLM.step_sizes()``), in parameter order."""
+        self.steps = tuple(np.ascontiguousarray(s.detach().cpu().numpy(), dtype=np.float32) for s in steps)
+
+    def train(self, xs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> tuple[float, int]:
+        """Per-pattern updates over ``xs`` (N, 1, 32, 32) in the given order. Returns (loss sum, errors)."""
+        if self.steps is None:
+            raise RuntimeError("call set_steps() before train()")
+        xs = np.ascontiguousarray(np.asarray(xs, dtype=np.float32).reshape(-1, 32, 32))
+        labels = np.ascontiguousarray(np.asarray(labels, dtype=np.int64))
+        loss, errors = _train_patterns(
+            xs, labels, self.weights, self.steps, self.table_out, self.table_in, self.prototypes,
+            self.loss_kind, np.float32(self.j), self.buffers,
+        )  # fmt: skip
+        return float(loss), int(errors)
+
+
+def numba_threads() -> int:
+    return numba.get_num_threads() if HAVE_NUMBA else 0
