@@ -95,6 +95,7 @@ def _train_config(args):
             map_j=args.j,
             mu=args.mu,
             eta=args.eta,
+            eta_scale=args.eta_scale,
             hessian_samples=args.hessian_samples,
             batch_lr_scale=args.batch_lr_scale,
             distort=args.distort,
@@ -203,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         help="global learning rate per pass (last value repeats); default: the paper's schedule",
+    )
+    p.add_argument(
+        "--eta-scale", type=_positive_float, default=1.0, help="multiply every eta of the schedule (deviation D3)"
     )
     p.add_argument(
         "--hessian-samples", type=_positive_int, default=500, help="patterns for the h_kk estimate before each pass"

@@ -1,0 +1,73 @@
+"""The distorted training set (Sec. III-C): documented ranges, digits kept in the field, fixed by the seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lenet5.distort import COPIES, RANGES, DistortedSet, affine_matrices, distort, sample_params
+
+
+def test_parameters_stay_in_the_documented_ranges():
+    p = sample_params(100_000, np.random.default_rng(0))
+    for k, (lo, hi) in enumerate(RANGES.values()):
+        assert p[:, k].min() >= lo and p[:, k].max() <= hi
+        assert p[:, k].min() < lo + 0.01 * (hi - lo) and p[:, k].max() > hi - 0.01 * (hi - lo)  # the whole range is used
+
+
+def test_every_map_keeps_the_central_20x20_box_inside_the_32x32_field():
+    """MNIST digits fit a 20x20 box; its corners, mapped by any sampled distortion, stay in the field."""
+    m = affine_matrices(sample_params(100_000, np.random.default_rng(1)))
+    corners = torch.tensor([[-10.0, -10.0, 1.0], [10.0, -10.0, 1.0], [-10.0, 10.0, 1.0], [10.0, 10.0, 1.0]]).double()
+    mapped = torch.einsum("nij,cj->nci", m, corners)  # (N, 4, 2) offsets from the field centre
+    assert float(mapped.abs().max()) <= 16.0
+
+
+def test_identity_parameters_leave_the_image_unchanged(mnist):
+    x = mnist[0][:8]
+    identity = np.tile(np.array([[0, 0, 1, 1, 0]], np.float32), (8, 1))
+    assert torch.allclose(distort(x, identity), x, atol=1e-5)
+
+
+def test_translation_moves_the_ink_by_whole_pixels(mnist):
+    x = mnist[0][:4]
+    shifted = distort(x, np.tile(np.array([[1, -1, 1, 1, 0]], np.float32), (4, 1)))
+    # one pixel right and one up: output (r, c) is input (r + 1, c - 1)
+    assert torch.allclose(shifted[:, :, 1:-2, 2:-1], x[:, :, 2:-1, 1:-2], atol=1e-5)
+
+
+def test_real_digits_keep_their_ink_inside_the_field(mnist):
+    x = mnist[0][:512]
+    params = sample_params(512, np.random.default_rng(2))
+    out = distort(x, params)
+    ink_in, ink_out = (x + 0.1).sum((1, 2, 3)), (out + 0.1).sum((1, 2, 3))
+    area = params[:, 2] ** 2  # the area scales as scale^2 (squeeze and shear preserve area)
+    ratio = (ink_out / ink_in).numpy() / area
+    assert np.all(np.abs(ratio - 1) < 0.05)  # no ink lost off the edge (bilinear blur aside)
+    assert float(out.min()) >= -0.1 - 1e-5 and float(out.max()) <= 1.175 + 1e-5
+
+
+def test_distorted_set_is_fixed_by_the_seed_and_covers_ten_versions(mnist):
+    x = mnist[0][:100]
+    a, b, c = DistortedSet(x, 7), DistortedSet(x, 7), DistortedSet(x, 8)
+    assert len(a) == 100 * (COPIES + 1)
+    assert np.array_equal(a.params, b.params) and not np.array_equal(a.params, c.params)
+    versions = a.versions_for_pass(np.random.default_rng(0))
+    assert versions.min() >= 0 and versions.max() <= COPIES
+    idx = np.arange(100)
+    pats = a.patterns(idx, versions)
+    originals = versions == 0
+    assert torch.equal(pats[originals], x[originals])
+    assert not torch.allclose(pats[~originals], x[~originals])
+    assert torch.equal(pats, b.patterns(idx, versions))  # the same copy every time it is drawn
+
+
+def test_twenty_passes_see_about_the_papers_number_of_distinct_patterns():
+    """Each pass shows each digit in one of its 10 versions: 20 passes see ~60,000 x 10 x (1 - 0.9^20)."""
+    rng = np.random.default_rng(3)
+    n = 60000
+    seen = np.zeros((n, COPIES + 1), bool)
+    for _ in range(20):
+        seen[np.arange(n), rng.integers(0, COPIES + 1, n)] = True
+    assert seen.sum() == pytest.approx(n * 10 * (1 - 0.9**20), rel=0.01)

@@ -1,0 +1,151 @@
+"""Training on real MNIST: learning happens, run directories are complete, and a killed run resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from lenet5.checkpoint import load_model, read_checkpoint
+from lenet5.config import TrainConfig
+from lenet5.errors import Lenet5Error
+from lenet5.train import evaluate, train
+
+from conftest import run_cli
+
+
+def _quiet(_):
+    pass
+
+
+@pytest.mark.slow
+def test_short_real_mnist_training_is_far_below_chance(tmp_path, data_dir):
+    """5,000 per-pattern SDLM steps of the paper's recipe: chance is 90% error; we require < 8% on 10,000 test digits."""
+    config = TrainConfig(
+        epochs=1, train_subset=5000, train_eval=False, out_dir=str(tmp_path), run_name="short", data_dir=str(data_dir)
+    )
+    result = train(config, progress=False, log=_quiet)
+    assert result["test"]["n"] == 10000
+    assert result["test"]["error_rate"] < 8.0
+    run = tmp_path / "short"
+    assert {"config.json", "metrics.jsonl", "checkpoint.pt", "weights.pt", "test.json"} <= {p.name for p in run.iterdir()}
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 1 and metrics[0]["epoch"] == 1 and metrics[0]["patterns_per_second"] > 0
+    assert json.loads((run / "config.json").read_text())["train_subset"] == 5000
+    model = load_model(run / "weights.pt")
+    assert not model.training
+
+
+def test_torch_engine_and_minibatch_mode_learn(tmp_path, data_dir):
+    common = dict(epochs=1, train_subset=1000, test_subset=1000, train_eval=False, out_dir=str(tmp_path))
+    per_pattern = train(TrainConfig(**common, engine="torch", run_name="t1"), progress=False, log=_quiet)
+    batch = train(TrainConfig(**common, batch_size=16, run_name="b16"), progress=False, log=_quiet)
+    assert per_pattern["engine"] == "torch" and batch["engine"] == "torch"
+    assert per_pattern["test"]["error_rate"] < 40.0
+    assert batch["test"]["error_rate"] < 60.0
+
+
+def _train_cmd(out_dir, name, *extra):
+    return [
+        sys.executable, "-m", "lenet5", "train", "--quiet", "--train-subset", "3000", "--test-subset", "300",
+        "--no-train-eval", "--epochs", "4", "--out-dir", str(out_dir), "--run-name", name, "--threads", "1", *extra,
+    ]  # fmt: skip
+
+
+def _resume_cmd(run_dir):
+    return [sys.executable, "-m", "lenet5", "train", "--quiet", "--resume", str(run_dir)]
+
+
+def _passes_done(run_dir) -> int:
+    try:
+        return len((run_dir / "metrics.jsonl").read_text().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.slow
+def test_resume_after_kill_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    subprocess.run(_train_cmd(tmp_path, "whole"), check=True, capture_output=True, timeout=600)
+    run = tmp_path / "killed"
+    for kill_after in (1, 2):  # kill -9 twice, at different passes
+        proc = subprocess.Popen(
+            _train_cmd(tmp_path, "killed") if kill_after == 1 else _resume_cmd(run),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 300
+        while _passes_done(run) < kill_after and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # now somewhere inside the next pass
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not (run / "weights.pt").exists()
+        read_checkpoint(run / "checkpoint.pt")  # never half-written
+    done = subprocess.run(_resume_cmd(run), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stdout
+    a = read_checkpoint(tmp_path / "whole" / "weights.pt")["state_dict"]
+    b = read_checkpoint(run / "weights.pt")["state_dict"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert _passes_done(run) == 4
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = TrainConfig(
+        epochs=3, train_subset=500, test_subset=200, train_eval=False, eta=[5e-4, 1e30], out_dir=str(tmp_path), run_name="nan"
+    )
+    with pytest.raises(Lenet5Error, match="diverged in pass 2"):
+        train(config, progress=False, log=_quiet)
+    ckpt = read_checkpoint(tmp_path / "nan" / "checkpoint.pt")
+    assert ckpt["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
+def test_evaluate_reports_confusion_and_misclassified(mnist):
+    model = load_model("paper")
+    x, y = mnist[2][:500], mnist[3][:500]
+    r = evaluate(model, x, y)
+    assert r["n"] == 500 and r["misses"] == len(r["misclassified"])
+    assert sum(map(sum, r["confusion"])) == 500
+    assert r["error_rate"] == pytest.approx(100 * r["misses"] / 500)
+    for i in r["misclassified"]:
+        assert r["predictions"][i] != int(y[i])
+
+
+def test_cli_dry_run_then_evaluate_json(tmp_path):
+    result = run_cli("train", "--dry-run", "--quiet", "--out-dir", str(tmp_path), "--run-name", "dry", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert info["n"] == 500 and 0 <= info["error_rate"] <= 100
+    out = run_cli("evaluate", "--weights", str(tmp_path / "dry" / "weights.pt"), "--json")
+    assert out.returncode == 0, out.stderr
+    ev = json.loads(out.stdout)
+    assert {"error_rate", "misses", "n", "confusion", "per_class_error", "misclassified"} <= set(ev)
+    assert ev["n"] == 10000
+
+
+def test_cli_refuses_bad_values_before_any_work(tmp_path):
+    for args, text in [
+        (("train", "--epochs", "-3"), "must be >= 1"),
+        (("train", "--dataset", "cifar"), "invalid choice"),
+        (("train", "--eta", "0"), "must be a finite number > 0"),
+        (("train", "--resume", str(tmp_path / "nothing")), "not a run directory"),
+        (("evaluate", "--weights", str(tmp_path / "missing.pt")), "no such weights file"),
+    ]:
+        r = run_cli(*args)
+        assert r.returncode != 0 and text in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path):
+    config = TrainConfig(epochs=1, train_subset=200, test_subset=100, train_eval=False, out_dir=str(tmp_path), run_name="r")
+    train(config, progress=False, log=_quiet)
+    with pytest.raises(Lenet5Error, match="already holds a run"):
+        train(config, progress=False, log=_quiet)
