@@ -48,9 +48,25 @@ N1 = (H1 - 1) * W0 + H1  # 892: wide length of a C1 map (28 rows of stride 32, l
 N3 = (H3 - 1) * W2 + H3  # 136: wide length of a C3 map (10 rows of stride 14)
 
 
+# tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= 9 (tanh(9) = 1 - 3e-8), a rational fit we made for this engine
+# (scripts/fit_tanh.py). Evaluated in float64 it is within 5e-8 of the true tanh over the whole range, i.e.
+# as close as float32 tanh itself, and unlike the libm call it vectorises: this doubles the engine's speed.
+TANH_P = (0.9999999794537106, 0.1338104442556436, 0.0034956104956636973, 2.060945304084818e-05, 1.3355180822101977e-08)
+TANH_Q = (1.0, 0.46714360019636053, 0.02587706715130944, 0.00032856715060239404, 7.776769649665261e-07)
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _tanh(x):
+    x = min(max(np.float64(x), -9.0), 9.0)
+    x2 = x * x
+    num = TANH_P[0] + x2 * (TANH_P[1] + x2 * (TANH_P[2] + x2 * (TANH_P[3] + x2 * TANH_P[4])))
+    den = TANH_Q[0] + x2 * (TANH_Q[1] + x2 * (TANH_Q[2] + x2 * (TANH_Q[3] + x2 * TANH_Q[4])))
+    return np.float32(x * num / den)
+
+
 @njit(cache=True, fastmath=True, inline="always")
 def _squash(a):
-    return A * np.tanh(S * a)
+    return A * _tanh(S * a)
 
 
 @njit(cache=True, fastmath=True)
