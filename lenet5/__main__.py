@@ -167,6 +167,67 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from . import plots
+
+    kind, out = args.kind, args.out or f"{args.kind}.png"
+    if args.run and kind != "curves":
+        raise Lenet5Error(f"--run is for 'curves' only; '{kind}' takes --weights or --pretrained")
+    if (args.weights or args.pretrained) and kind in ("curves", "rbf", "distortions"):
+        raise Lenet5Error(f"--weights/--pretrained do not apply to '{kind}'")
+    if args.image and kind != "features":
+        raise Lenet5Error("--image is for 'features' only")
+    if kind == "curves":
+        if not args.run:
+            raise Lenet5Error("'curves' needs at least one --run RUN_DIR")
+        path = plots.learning_curves(args.run, out)
+    elif kind == "rbf":
+        path = plots.rbf_bitmaps(out)
+    elif kind == "distortions":
+        from .data import load_mnist
+
+        x, y = load_mnist("train", args.data_dir, args.dataset)
+        path = plots.distortions(x, y, out, digits=args.digits, seed=args.seed)
+    elif kind == "features" and args.image:
+        from .checkpoint import load_model
+        from .data import to_field
+
+        try:
+            from .imageprep import prepare_image
+        except ImportError:
+            raise Lenet5Error("--image needs lenet5.imageprep, which this installation lacks") from None
+        model = load_model(args.weights or args.pretrained or "paper")
+        path = plots.feature_maps(model, to_field(prepare_image(args.image)), out, label=Path(args.image).name)
+    else:
+        from .checkpoint import load_model
+        from .data import load_mnist
+
+        model = load_model(args.weights or args.pretrained or "paper")
+        x, y = load_mnist("test", args.data_dir, args.dataset)
+        label = f"{args.dataset} test set"
+        if kind == "misclassified":
+            path = plots.misclassified(model, x, y, out, limit=args.limit, label=label)
+        elif kind == "confusion":
+            path = plots.confusion(model, x, y, out, label=label)
+        else:
+            if args.index >= len(x):
+                raise Lenet5Error(f"--index {args.index} is outside the test set (0-{len(x) - 1})")
+            name = f"{args.dataset} test #{args.index}"
+            path = plots.feature_maps(model, x[args.index], out, label=name, true=int(y[args.index]))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .checkpoint import load_model
+    from .export import export_model
+
+    model = load_model(args.weights or args.pretrained or "paper")
+    path = export_model(model, args.out, args.format)
+    print(f"wrote {path} ({args.format}): input (N,1,32,32) -> penalties (N,10); the prediction is the argmin")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lenet5",
@@ -193,11 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size", type=_positive_int, default=1, help="patterns per update; 1 = the paper's per-pattern SDLM"
     )
-    p.add_argument("--loss", choices=["mse", "map"], default="mse", help="mse = Eq. 8, map = Eq. 9")
+    p.add_argument("--loss", choices=["mse", "map"], default="map", help="mse = Eq. 8, map = Eq. 9 (deviation D4)")
     p.add_argument(
         "--j", type=_positive_float, default=0.1, help="the constant j of Eq. 9 (our choice; the paper gives none)"
     )
-    p.add_argument("--mu", type=_positive_float, default=0.02, help="SDLM damping mu")
+    p.add_argument(
+        "--mu", type=_positive_float, default=0.5, help="SDLM damping mu (the paper's 0.02 diverges here: deviation D3)"
+    )
     p.add_argument(
         "--eta",
         type=_positive_float,
@@ -220,9 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distort", action="store_true", help="train on the 600,000-pattern distorted set (Sec. III-C)")
     p.add_argument(
         "--init",
-        choices=["sqrt-fan-in", "fan-in"],
-        default="sqrt-fan-in",
-        help="initial weights +-2.4/sqrt(F_i) (our default, D1) or +-2.4/F_i (Appendix A as printed)",
+        choices=["fan-in", "sqrt-fan-in"],
+        default="fan-in",
+        help="initial weights +-2.4/F_i (Appendix A as printed) or +-2.4/sqrt(F_i) (an option, D1)",
     )
     p.add_argument("--c3-table", choices=["paper", "full"], default="paper", help="C3 connections: Table I or all")
     p.add_argument(
@@ -256,6 +319,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--json", action="store_true", help="print one JSON object (error_rate in percent, misses, n, ...)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "plot",
+        help="draw a figure of the paper as a PNG (learning curves, misclassified digits, ...)",
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "kind",
+        metavar="KIND",
+        choices=["curves", "misclassified", "confusion", "rbf", "features", "distortions"],
+        help="curves (Fig. 5), misclassified (Fig. 8), confusion, rbf (Fig. 3), features (every layer), "
+        "distortions (Fig. 7)",
+    )
+    p.add_argument("--out", metavar="FILE.png", help="the PNG to write (default: KIND.png)")
+    p.add_argument(
+        "--run", nargs="+", action="extend", metavar="RUN_DIR", help="curves: run directories, overlaid in one plot"
+    )
+    _add_weights_args(p)
+    _add_data_args(p)
+    p.add_argument("--index", type=_nonneg_int, default=0, help="features: the test image to show")
+    p.add_argument("--image", metavar="FILE", help="features: show a photo or scan of one digit instead")
+    p.add_argument("--limit", type=_nonneg_int, default=0, help="misclassified: draw at most N digits (0 = all)")
+    p.add_argument("--digits", type=_positive_int, default=10, help="distortions: digits to show, one per class")
+    p.add_argument("--seed", type=int, default=0, help="distortions: the training seed whose copies to show")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser(
+        "export",
+        help="write the model as ONNX or TorchScript: (N,1,32,32) inputs -> (N,10) penalties",
+        formatter_class=fmt,
+    )
+    p.add_argument("out", metavar="OUT", help="the file to write (e.g. lenet5.onnx, lenet5.ts.pt)")
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="file format")
+    _add_weights_args(p)
+    p.set_defaults(func=cmd_export)
     return parser
 
 

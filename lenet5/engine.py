@@ -315,7 +315,7 @@ class NumbaEngine:
         j: the constant of Eq. 9.
     """
 
-    def __init__(self, model, loss: str = "mse", j: float = 0.1) -> None:
+    def __init__(self, model, loss: str = "map", j: float = 0.1) -> None:
         if not HAVE_NUMBA:
             raise RuntimeError("the numba engine needs numba: pip install 'lenet5[fast]' (or numba)")
         params = list(model.parameters())

@@ -40,11 +40,12 @@ class ScaledTanh(nn.Module):
 INIT_RULES = ("fan-in", "sqrt-fan-in")
 
 
-def init_bound(fan_in: int, rule: str = "sqrt-fan-in") -> float:
+def init_bound(fan_in: int, rule: str = "fan-in") -> float:
     """Half-width of the uniform initial weights of a unit with ``fan_in`` inputs.
 
-    'fan-in' is Appendix A as printed: 2.4 / F_i. 'sqrt-fan-in' is 2.4 / sqrt(F_i), which gives every
-    unit's weighted sum the same initial spread, the aim Appendix A states. DEVIATION(D1)
+    'fan-in' is Appendix A as printed: 2.4 / F_i (the default). 'sqrt-fan-in' is 2.4 / sqrt(F_i), which
+    gives every unit's weighted sum the same initial spread, the aim Appendix A states. DEVIATION(D1): an
+    option only; PAPER_NOTES.md says how the two train.
     """
     if rule == "fan-in":
         return INIT_SCALE / fan_in
@@ -53,7 +54,7 @@ def init_bound(fan_in: int, rule: str = "sqrt-fan-in") -> float:
     raise ValueError(f"unknown init rule {rule!r}; expected one of {INIT_RULES}")
 
 
-def paper_uniform_(tensor: torch.Tensor, fan_in: int, rule: str = "sqrt-fan-in") -> torch.Tensor:
+def paper_uniform_(tensor: torch.Tensor, fan_in: int, rule: str = "fan-in") -> torch.Tensor:
     """Fill ``tensor`` uniformly in [-b, b], b = :func:`init_bound` (Appendix A)."""
     bound = init_bound(fan_in, rule)
     with torch.no_grad():
@@ -63,7 +64,7 @@ def paper_uniform_(tensor: torch.Tensor, fan_in: int, rule: str = "sqrt-fan-in")
 class PaperConv2d(nn.Conv2d):
     """A convolution layer (C1, C5) whose weights and bias start uniform in +-2.4/F_i (or its sqrt rule)."""
 
-    def __init__(self, *args, init: str = "sqrt-fan-in", **kwargs) -> None:
+    def __init__(self, *args, init: str = "fan-in", **kwargs) -> None:
         object.__setattr__(self, "init", init)  # needed by reset_parameters(), which Conv2d.__init__ calls
         super().__init__(*args, **kwargs)
 
@@ -82,7 +83,7 @@ class PaperConv2d(nn.Conv2d):
 class PaperLinear(nn.Linear):
     """A fully connected layer (F6) with the paper's initialisation."""
 
-    def __init__(self, *args, init: str = "sqrt-fan-in", **kwargs) -> None:
+    def __init__(self, *args, init: str = "fan-in", **kwargs) -> None:
         object.__setattr__(self, "init", init)
         super().__init__(*args, **kwargs)
 
@@ -106,7 +107,7 @@ class Subsampling(nn.Module):
     Shapes: (N, C, H, W) -> (N, C, H/2, W/2). Parameters: weight (C,), bias (C,).
     """
 
-    def __init__(self, channels: int, size: int = 2, init: str = "sqrt-fan-in") -> None:
+    def __init__(self, channels: int, size: int = 2, init: str = "fan-in") -> None:
         super().__init__()
         self.channels, self.size, self.init = channels, size, init
         self.weight = nn.Parameter(torch.empty(channels))
@@ -151,7 +152,7 @@ class SparseConv2d(nn.Module):
     (out, in, k, k) kernel whose other entries are zero, and convolves.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, table, init: str = "sqrt-fan-in") -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, table, init: str = "fan-in") -> None:
         super().__init__()
         self.init = init
         if len(table) != out_channels or any(not row for row in table):

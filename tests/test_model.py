@@ -87,7 +87,8 @@ def test_printed_rule_gives_weights_of_two_point_four_over_fan_in():
     model = LeNet5(ModelConfig(init="fan-in"))
     assert float(model.c5.weight.abs().max()) == pytest.approx(2.4 / 400, rel=0.01)
     assert float(model.f6.weight.abs().max()) == pytest.approx(2.4 / 120, rel=0.02)
-    model = LeNet5()
+    assert LeNet5().config.init == "fan-in"  # the printed rule is the default
+    model = LeNet5(ModelConfig(init="sqrt-fan-in"))
     assert float(model.c5.weight.abs().max()) == pytest.approx(2.4 / math.sqrt(400), rel=0.01)
 
 

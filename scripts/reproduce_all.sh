@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The full reproduction behind the README's tables: the paper's recipe, 3 seeds, with and without
+# distortions, two runs at a time (one per core). Run directories go to runs/ (or $1).
+# Then: python -m lenet5 report runs/paper-s* and runs/distort-s*.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-runs}"
+python=$(scripts/venv.sh fast)
+"$python" -m lenet5 data
+jobs=()
+for seed in 0 1 2; do
+  jobs+=("--seed $seed --run-name paper-s$seed" "--seed $seed --distort --run-name distort-s$seed")
+done
+printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} sh -c "\"$python\" -m lenet5 train --quiet --threads 1 --out-dir \"$out\" {} > \"$out/\$(echo '{}' | sed 's/.*--run-name //').log\" 2>&1"
