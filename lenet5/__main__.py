@@ -143,6 +143,13 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import markdown
+
+    print(markdown(args.run_dirs, args.title), end="")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .checkpoint import load_model
     from .data import load_mnist
@@ -320,10 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object (error_rate in percent, misses, n, ...)")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("report", help="markdown tables (per pass, mean over runs) from run directories vs the paper")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories of the same recipe (e.g. seeds)")
+    p.add_argument("--title", help="a heading for the table")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser(
         "plot",
         help="draw a figure of the paper as a PNG (learning curves, misclassified digits, ...)",
-        formatter_class=fmt,
     )
     p.add_argument(
         "kind",
@@ -338,20 +349,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_weights_args(p)
     _add_data_args(p)
-    p.add_argument("--index", type=_nonneg_int, default=0, help="features: the test image to show")
+    p.add_argument(
+        "--index", type=_nonneg_int, default=0, help="features: the test image to show (default: %(default)s)"
+    )
     p.add_argument("--image", metavar="FILE", help="features: show a photo or scan of one digit instead")
-    p.add_argument("--limit", type=_nonneg_int, default=0, help="misclassified: draw at most N digits (0 = all)")
-    p.add_argument("--digits", type=_positive_int, default=10, help="distortions: digits to show, one per class")
-    p.add_argument("--seed", type=int, default=0, help="distortions: the training seed whose copies to show")
+    p.add_argument(
+        "--limit", type=_nonneg_int, default=0, help="misclassified: draw at most N digits (default: 0 = all)"
+    )
+    p.add_argument(
+        "--digits",
+        type=_positive_int,
+        default=10,
+        help="distortions: digits to show, one per class (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="distortions: the training seed whose copies to show (default: %(default)s)"
+    )
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser(
         "export",
         help="write the model as ONNX or TorchScript: (N,1,32,32) inputs -> (N,10) penalties",
-        formatter_class=fmt,
     )
     p.add_argument("out", metavar="OUT", help="the file to write (e.g. lenet5.onnx, lenet5.ts.pt)")
-    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="file format")
+    p.add_argument(
+        "--format", choices=["onnx", "torchscript"], default="onnx", help="file format (default: %(default)s)"
+    )
     _add_weights_args(p)
     p.set_defaults(func=cmd_export)
     return parser

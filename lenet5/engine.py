@@ -70,16 +70,10 @@ def _squash(a):
 
 
 @njit(cache=True, fastmath=True)
-def _pattern_step(
-    x, label, weights, steps, table_out, table_in, prototypes, loss_kind, j, buffers, update
-):  # pragma: no cover - compiled
-    """Forward, backward and (if update) the SDLM update for one pattern. Returns (loss, predicted)."""
+def _forward(xf, weights, table_out, table_in, prototypes, buffers):  # pragma: no cover - compiled
+    """The forward pass of one pattern (xf: the flattened 32x32 field) into ``buffers``. Returns the argmin."""
     c1w, c1b, s2w, s2b, c3w, c3b, s4w, s4b, c5w, c5b, f6w, f6b = weights
-    e1w, e1b, e2w, e2b, e3w, e3b, e4w, e4b, e5w, e5b, e6w, e6b = steps
     o1, o2, o3, o4, o5, o6, d1, d2, d3, d4, d5, d6, pen, sum2, sum4 = buffers
-    xf = x.reshape(1024)  # (1024,) the 32x32 field, row stride 32
-
-    # ---- forward ------------------------------------------------------------------------------
     # C1: 6 maps, wide layout (6, 892), row stride 32
     for m in range(6):
         acc = o1[m]
@@ -101,7 +95,7 @@ def _pattern_step(
                 s = o1[m, r] + o1[m, r + 1] + o1[m, r + W0] + o1[m, r + W0 + 1]
                 sum2[m, i * W2 + jj] = s
                 o2[m, i * W2 + jj] = _squash(s2w[m] * s + s2b[m])
-    # C3: the 60 connections of Table I, wide layout (16, 136), row stride 14
+    # C3: the connections of Table I, wide layout (16, 136), row stride 14
     for o in range(16):
         for t in range(N3):
             o3[o, t] = c3b[o]
@@ -124,7 +118,7 @@ def _pattern_step(
                 s = o3[m, r] + o3[m, r + 1] + o3[m, r + W2] + o3[m, r + W2 + 1]
                 sum4[m, i * H4 + jj] = s
                 o4[m, i * H4 + jj] = _squash(s4w[m] * s + s4b[m])
-    o4f = o4.reshape(400)  # (400,) in (map, row, col) order, as C5's kernels
+    o4f = o4.reshape(400)  # in (map, row, col) order, as C5's kernels
     # C5: 120 units, each a dot product over 400 inputs
     for u in range(120):
         wu = c5w[u].reshape(400)
@@ -148,28 +142,45 @@ def _pattern_step(
         pen[c] = acc
         if pen[c] < pen[best]:
             best = c
+    return best
 
-    # ---- loss and its gradient at the F6 outputs ------------------------------------------------
+
+@njit(cache=True, fastmath=True)
+def _output_gradient(label, prototypes, loss_kind, j, buffers):  # pragma: no cover - compiled
+    """The loss of the pattern in ``buffers`` and dE/d(F6 outputs) into d6. Returns the loss."""
+    o6, d6, pen = buffers[5], buffers[11], buffers[12]
     if loss_kind == 0:  # Eq. 8: E = y_D
-        loss = pen[label]
         for t in range(84):
             d6[t] = 2.0 * (o6[t] - prototypes[label, t])
-    else:  # Eq. 9: E = y_D + log(e^-j + sum_i e^-y_i); dE/dy_i = [i == D] - q_i
-        lo = min(-j, -pen[best])
-        total = math.exp(-j - lo)
-        for c in range(10):
-            total += math.exp(-pen[c] - lo)
-        loss = pen[label] + lo + math.log(total)
+        return pen[label]
+    # Eq. 9: E = y_D + log(e^-j + sum_i e^-y_i); dE/dy_i = [i == D] - q_i
+    lo = -j
+    for c in range(10):
+        lo = min(lo, -pen[c])
+    total = math.exp(-j - lo)
+    for c in range(10):
+        total += math.exp(-pen[c] - lo)
+    for t in range(84):
+        d6[t] = 0.0
+    for c in range(10):
+        g = np.float32((1.0 if c == label else 0.0) - math.exp(-pen[c] - lo) / total)
         for t in range(84):
-            d6[t] = 0.0
-        for c in range(10):
-            g = (1.0 if c == label else 0.0) - math.exp(-pen[c] - lo) / total
-            for t in range(84):
-                d6[t] += np.float32(g) * 2.0 * (o6[t] - prototypes[c, t])
-    if not update:
-        return loss, best
+            d6[t] += g * 2.0 * (o6[t] - prototypes[c, t])
+    return pen[label] + lo + math.log(total)
 
-    # ---- backward and update: each layer's input gradient uses the weights before their update ----
+
+@njit(cache=True, fastmath=True)
+def _backward(xf, weights, out, update, table_out, table_in, buffers):  # pragma: no cover - compiled
+    """Back-propagate d6 through the network.
+
+    update=True: ``out`` holds the step sizes eps_k and each weight is updated in place as soon as its
+    gradient is known (each layer's input gradient uses the weights before their update), the paper's
+    per-pattern SDLM step. update=False: ``out`` holds gradient accumulators and the weights are unchanged.
+    """
+    c1w, c1b, s2w, s2b, c3w, c3b, s4w, s4b, c5w, c5b, f6w, f6b = weights
+    e1w, e1b, e2w, e2b, e3w, e3b, e4w, e4b, e5w, e5b, e6w, e6b = out
+    o1, o2, o3, o4, o5, o6, d1, d2, d3, d4, d5, d6, pen, sum2, sum4 = buffers
+    o4f = o4.reshape(400)
     # F6
     for u in range(84):
         d6[u] *= S * (A - o6[u] * o6[u] / A)  # f'(a) from f(a): S (A - f^2 / A)
@@ -179,8 +190,14 @@ def _pattern_step(
         g = d6[u]
         for t in range(120):
             d5[t] += f6w[u, t] * g
-            f6w[u, t] -= e6w[u, t] * g * o5[t]
-        f6b[u] -= e6b[u] * g
+        if update:
+            for t in range(120):
+                f6w[u, t] -= e6w[u, t] * g * o5[t]
+            f6b[u] -= e6b[u] * g
+        else:
+            for t in range(120):
+                e6w[u, t] += g * o5[t]
+            e6b[u] += g
     # C5
     for u in range(120):
         d5[u] *= S * (A - o5[u] * o5[u] / A)
@@ -192,8 +209,14 @@ def _pattern_step(
         eu = e5w[u].reshape(400)
         for t in range(400):
             d4[t] += wu[t] * g
-            wu[t] -= eu[t] * g * o4f[t]
-        c5b[u] -= e5b[u] * g
+        if update:
+            for t in range(400):
+                wu[t] -= eu[t] * g * o4f[t]
+            c5b[u] -= e5b[u] * g
+        else:
+            for t in range(400):
+                eu[t] += g * o4f[t]
+            e5b[u] += g
     # S4: d4 is laid out (16, 25)
     for m in range(16):
         gw = np.float32(0.0)
@@ -204,8 +227,12 @@ def _pattern_step(
             gw += g * sum4[m, t]
             gb += g
             d4[m * 25 + t] = g * s4w[m]  # gradient reaching each of the 4 summed inputs
-        s4w[m] -= e4w[m] * gw
-        s4b[m] -= e4b[m] * gb
+        if update:
+            s4w[m] -= e4w[m] * gw
+            s4b[m] -= e4b[m] * gb
+        else:
+            e4w[m] += gw
+            e4b[m] += gb
     # into C3's wide maps (junk columns stay zero)
     for m in range(16):
         for t in range(N3):
@@ -218,14 +245,16 @@ def _pattern_step(
                 d3[m, r + 1] = g
                 d3[m, r + W2] = g
                 d3[m, r + W2 + 1] = g
+        gb = np.float32(0.0)
         for t in range(N3):
             v = o3[m, t]
             d3[m, t] *= S * (A - v * v / A)
-        gb = np.float32(0.0)
-        for t in range(N3):
             gb += d3[m, t]
-        c3b[m] -= e3b[m] * gb
-    # C3: input gradient into S2's maps, then the weight update
+        if update:
+            c3b[m] -= e3b[m] * gb
+        else:
+            e3b[m] += gb
+    # C3: input gradient into S2's maps, then the weights
     for c in range(6):
         for t in range(H2 * W2):
             d2[c, t] = 0.0
@@ -239,7 +268,10 @@ def _pattern_step(
                 for t in range(N3):
                     d2[c, off + t] += w * d3[o, t]
                     g += d3[o, t] * o2[c, off + t]
-                c3w[k, ki, kj] = w - e3w[k, ki, kj] * g
+                if update:
+                    c3w[k, ki, kj] = w - e3w[k, ki, kj] * g
+                else:
+                    e3w[k, ki, kj] += g
     # S2
     for m in range(6):
         gw = np.float32(0.0)
@@ -250,9 +282,13 @@ def _pattern_step(
             gw += g * sum2[m, t]
             gb += g
             d2[m, t] = g * s2w[m]
-        s2w[m] -= e2w[m] * gw
-        s2b[m] -= e2b[m] * gb
-    # into C1's wide maps, then C1's weight update
+        if update:
+            s2w[m] -= e2w[m] * gw
+            s2b[m] -= e2b[m] * gb
+        else:
+            e2w[m] += gw
+            e2b[m] += gb
+    # into C1's wide maps, then C1's weights
     for m in range(6):
         for t in range(N1):
             d1[m, t] = 0.0
@@ -269,30 +305,69 @@ def _pattern_step(
             v = o1[m, t]
             d1[m, t] *= S * (A - v * v / A)
             gb += d1[m, t]
-        c1b[m] -= e1b[m] * gb
+        if update:
+            c1b[m] -= e1b[m] * gb
+        else:
+            e1b[m] += gb
         for ki in range(K):
             for kj in range(K):
                 off = ki * W0 + kj
                 g = np.float32(0.0)
                 for t in range(N1):
                     g += d1[m, t] * xf[off + t]
-                c1w[m, 0, ki, kj] -= e1w[m, 0, ki, kj] * g
-    return loss, best
+                if update:
+                    c1w[m, 0, ki, kj] -= e1w[m, 0, ki, kj] * g
+                else:
+                    e1w[m, 0, ki, kj] += g
 
 
 @njit(cache=True, fastmath=True)
 def _train_patterns(
     xs, labels, weights, steps, table_out, table_in, prototypes, loss_kind, j, buffers
 ):  # pragma: no cover - compiled
+    """Per-pattern SDLM over xs (N, 32, 32) in order. Returns (loss sum, running errors)."""
     loss_sum = 0.0
     errors = 0
     for p in range(xs.shape[0]):
-        loss, pred = _pattern_step(
-            xs[p], labels[p], weights, steps, table_out, table_in, prototypes, loss_kind, j, buffers, True
-        )
-        loss_sum += loss
+        xf = xs[p].reshape(1024)
+        pred = _forward(xf, weights, table_out, table_in, prototypes, buffers)
+        loss_sum += _output_gradient(labels[p], prototypes, loss_kind, j, buffers)
         errors += pred != labels[p]
+        _backward(xf, weights, steps, True, table_out, table_in, buffers)
     return loss_sum, errors
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _batch_gradients(
+    xs, labels, weights, grads, table_out, table_in, prototypes, loss_kind, j, buffers
+):  # pragma: no cover - compiled
+    """Sum of per-pattern gradients over xs, split in len(grads) chunks that run in parallel; each chunk
+    accumulates into its own grads[c] (zeroed by the caller). Returns (loss sum, errors)."""
+    n_chunks = len(grads)
+    n = xs.shape[0]
+    losses = np.zeros(n_chunks)
+    errors = np.zeros(n_chunks, np.int64)
+    for c in numba.prange(n_chunks):
+        buf = buffers[np.int64(c)]
+        for p in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            xf = xs[p].reshape(1024)
+            pred = _forward(xf, weights, table_out, table_in, prototypes, buf)
+            losses[c] += _output_gradient(labels[p], prototypes, loss_kind, j, buf)
+            errors[c] += pred != labels[p]
+            _backward(xf, weights, grads[np.int64(c)], False, table_out, table_in, buf)
+    return losses.sum(), errors.sum()
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def _infer(xs, weights, table_out, table_in, prototypes, buffers, penalties):  # pragma: no cover - compiled
+    """Penalties (N, 10) of xs (N, 32, 32), in len(buffers) parallel chunks."""
+    n_chunks = len(buffers)
+    n = xs.shape[0]
+    for c in numba.prange(n_chunks):
+        buf = buffers[np.int64(c)]
+        for p in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            _forward(xs[p].reshape(1024), weights, table_out, table_in, prototypes, buf)
+            penalties[p] = buf[12]
 
 
 def _buffers():
@@ -307,20 +382,24 @@ def _buffers():
 
 
 class NumbaEngine:
-    """Per-pattern SDLM passes over a :class:`~lenet5.model.LeNet5`, in compiled code.
+    """Per-pattern SDLM passes, mini-batch gradients and inference for a :class:`~lenet5.model.LeNet5`,
+    in compiled code.
 
     Args:
         model: a LeNet5 on the CPU in float32 (any C3 table); its parameters are updated in place.
         loss: 'mse' (Eq. 8) or 'map' (Eq. 9).
         j: the constant of Eq. 9.
+        threads: parallel chunks for mini-batch gradients and inference (0 = numba's thread count).
     """
 
-    def __init__(self, model, loss: str = "map", j: float = 0.1) -> None:
+    def __init__(self, model, loss: str = "map", j: float = 0.1, threads: int = 0) -> None:
         if not HAVE_NUMBA:
             raise RuntimeError("the numba engine needs numba: pip install 'lenet5[fast]' (or numba)")
         params = list(model.parameters())
         if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
             raise ValueError("the numba engine needs a float32 model on the CPU")
+        if loss not in ("mse", "map"):
+            raise ValueError(f"unknown loss {loss!r}; expected mse or map")
         self.model = model
         self.loss_kind = {"mse": 0, "map": 1}[loss]
         self.j = float(j)
@@ -329,23 +408,64 @@ class NumbaEngine:
         self.table_in = model.c3.in_index.numpy().astype(np.int64)
         self.prototypes = model.output.prototypes.numpy().astype(np.float32)
         self.buffers = _buffers()
+        self.threads = threads or numba.get_num_threads()
+        self.chunk_buffers = numba.typed.List([_buffers() for _ in range(self.threads)])
         self.steps = None
 
     def set_steps(self, steps: list[torch.Tensor]) -> None:
         """The per-parameter step sizes eta / (mu + h_kk) (from ``SDLM.step_sizes()``), in parameter order."""
         self.steps = tuple(np.ascontiguousarray(s.detach().cpu().numpy(), dtype=np.float32) for s in steps)
 
+    @staticmethod
+    def _inputs(xs, labels=None):
+        xs = np.ascontiguousarray(np.asarray(xs, dtype=np.float32).reshape(-1, 32, 32))
+        if labels is None:
+            return xs
+        return xs, np.ascontiguousarray(np.asarray(labels, dtype=np.int64))
+
     def train(self, xs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> tuple[float, int]:
         """Per-pattern updates over ``xs`` (N, 1, 32, 32) in the given order. Returns (loss sum, errors)."""
         if self.steps is None:
             raise RuntimeError("call set_steps() before train()")
-        xs = np.ascontiguousarray(np.asarray(xs, dtype=np.float32).reshape(-1, 32, 32))
-        labels = np.ascontiguousarray(np.asarray(labels, dtype=np.int64))
+        xs, labels = self._inputs(xs, labels)
         loss, errors = _train_patterns(
             xs, labels, self.weights, self.steps, self.table_out, self.table_in, self.prototypes,
             self.loss_kind, np.float32(self.j), self.buffers,
         )  # fmt: skip
         return float(loss), int(errors)
+
+    def gradients(self, xs, labels) -> tuple[float, int, list[np.ndarray]]:
+        """The summed per-pattern gradients over a mini-batch, computed in parallel chunks.
+
+        Returns:
+            (loss sum, errors, gradients in parameter order).
+        """
+        xs, labels = self._inputs(xs, labels)
+        chunks = max(1, min(self.threads, len(xs)))
+        grads = numba.typed.List([tuple(np.zeros_like(w) for w in self.weights) for _ in range(chunks)])
+        loss, errors = _batch_gradients(
+            xs, labels, self.weights, grads, self.table_out, self.table_in, self.prototypes,
+            self.loss_kind, np.float32(self.j), self.chunk_buffers[:chunks],
+        )  # fmt: skip
+        total = [sum(g[k] for g in grads) for k in range(len(self.weights))]
+        return float(loss), int(errors), total
+
+    def train_batch(self, xs, labels, scale: float = 1.0) -> tuple[float, int]:
+        """One SDLM step on a mini-batch: w -= scale * eps_k * (sum of per-pattern gradients)."""
+        if self.steps is None:
+            raise RuntimeError("call set_steps() before train_batch()")
+        loss, errors, grads = self.gradients(xs, labels)
+        for w, e, g in zip(self.weights, self.steps, grads, strict=True):
+            w -= np.float32(scale) * e * g
+        return loss, errors
+
+    def infer(self, xs) -> np.ndarray:
+        """The ten penalties of every pattern, (N, 10) float32, computed in parallel chunks."""
+        xs = self._inputs(xs)
+        out = np.empty((len(xs), 10), np.float32)
+        chunks = max(1, min(self.threads, len(xs)))
+        _infer(xs, self.weights, self.table_out, self.table_in, self.prototypes, self.chunk_buffers[:chunks], out)
+        return out
 
 
 def numba_threads() -> int:

@@ -78,15 +78,15 @@ def set_determinism(seed: int, threads: int = 0) -> None:
 
 
 def choose_engine(config: TrainConfig) -> str:
-    """'numba' for per-pattern float32 training on the CPU when numba is installed, else 'torch'."""
+    """'numba' for training on the CPU when numba is installed, else 'torch'."""
     from .engine import HAVE_NUMBA
 
-    fits = config.batch_size == 1 and config.device == "cpu"
+    fits = config.device == "cpu"
     if config.engine == "numba":
         if not HAVE_NUMBA:
             raise Lenet5Error("--engine numba needs numba: pip install 'lenet5[fast]'")
         if not fits:
-            raise Lenet5Error("--engine numba runs only per-pattern training (--batch-size 1) on the CPU")
+            raise Lenet5Error("--engine numba runs on the CPU only")
         return "numba"
     if config.engine == "auto" and fits and HAVE_NUMBA:
         return "numba"
@@ -123,15 +123,20 @@ def _torch_pass(model, opt, criterion, x, y, config, bar) -> PassResult:
     return PassResult(loss_sum, errors, len(x))
 
 
-def _numba_pass(engine, opt, x, y, bar, chunk: int = 2000) -> PassResult:
+def _numba_pass(engine, opt, x, y, config, bar) -> PassResult:
+    """One pass in the compiled engine: per-pattern updates, or one update per mini-batch."""
     engine.set_steps(opt.step_sizes())
+    bs = config.batch_size
+    scale = 1.0 if config.batch_lr_scale == "sum" else 1.0 / bs  # the engine's batch gradient is a sum
+    chunk = 2000 if bs == 1 else bs
     loss_sum, errors, done = 0.0, 0, 0
     for start in range(0, len(x), chunk):
-        loss, err = engine.train(x[start : start + chunk], y[start : start + chunk])
-        loss_sum, errors, done = loss_sum + loss, errors + err, done + min(chunk, len(x) - start)
+        xb, yb = x[start : start + chunk], y[start : start + chunk]
+        loss, err = engine.train(xb, yb) if bs == 1 else engine.train_batch(xb, yb, scale)
+        loss_sum, errors, done = loss_sum + loss, errors + err, done + len(xb)
         if not math.isfinite(loss_sum):
             break
-        bar.update(min(chunk, len(x) - start))
+        bar.update(len(xb))
         bar.set_postfix_str(f"err {100 * errors / done:.2f}%", refresh=False)
     return PassResult(loss_sum, errors, len(x))
 
@@ -217,7 +222,7 @@ def train(
     if engine_name == "numba":
         from .engine import NumbaEngine
 
-        engine = NumbaEngine(model, config.loss, config.map_j)
+        engine = NumbaEngine(model, config.loss, config.map_j, threads=config.threads)
     opt = SDLM(model.parameters(), lr=config.eta_for(0), mu=config.mu)
     criterion = loss_fn(config.loss, config.map_j)
     distorted = DistortedSet(x_train, config.seed) if config.distort else None
@@ -255,7 +260,7 @@ def train(
             mininterval=0.5,
         ) as bar:
             if engine is not None:
-                result = _numba_pass(engine, opt, xs, ys, bar)
+                result = _numba_pass(engine, opt, xs, ys, config, bar)
             else:
                 result = _torch_pass(model, opt, criterion, xs, ys, config, bar)
         train_seconds = time.perf_counter() - t0

@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 
+from lenet5.checkpoint import load_model
 from lenet5.engine import HAVE_NUMBA, NumbaEngine
 from lenet5.loss import loss_fn
 from lenet5.model import LeNet5
@@ -69,6 +70,46 @@ def test_engine_reports_the_running_loss_and_errors_like_the_reference(mnist):
         penalties = before(x[:1])
     assert loss_sum == pytest.approx(float(penalties[0, y[0]]), rel=1e-5)
     assert errors == int(penalties.argmin(1)[0] != y[0])
+
+
+@pytest.mark.parametrize("loss", ["mse", "map"])
+def test_batch_gradients_match_autograd(mnist, loss):
+    """The compiled, parallel mini-batch gradient is the sum of per-pattern gradients (autograd is the oracle)."""
+    x, y = mnist[0][:64], mnist[1][:64]
+    model = LeNet5()
+    twin = copy.deepcopy(model)
+    (loss_fn(loss, 0.1)(twin(x), y) * len(x)).backward()
+    engine = NumbaEngine(model, loss, threads=2)
+    total, errors, grads = engine.gradients(x, y)
+    assert total == pytest.approx(float(loss_fn(loss, 0.1)(twin(x), y).detach()) * len(x), rel=1e-5)
+    for (name, p), g in zip(twin.named_parameters(), grads, strict=True):
+        assert torch.allclose(torch.from_numpy(g), p.grad, rtol=1e-4, atol=1e-5 * float(p.grad.abs().max())), name
+
+
+def test_batch_step_matches_sdlm_on_the_summed_gradient(mnist):
+    x, y = mnist[0][:32], mnist[1][:32]
+    model = LeNet5()
+    twin = copy.deepcopy(model)
+    opt = SDLM(twin.parameters(), lr=5e-4, mu=0.5)
+    opt.estimate_hessian(twin, mnist[0][:100])
+    engine = NumbaEngine(model, "map")
+    engine.set_steps(opt.step_sizes())
+    engine.train_batch(x, y)
+    opt.zero_grad()
+    (loss_fn("map", 0.1)(twin(x), y) * len(x)).backward()
+    opt.step()
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_inference_matches_the_torch_model_on_the_test_set(mnist):
+    model = load_model("paper")
+    engine = NumbaEngine(model)
+    penalties = engine.infer(mnist[2])
+    with torch.no_grad():
+        ref = model(mnist[2]).numpy()
+    assert float(abs(penalties - ref).max()) <= 1e-4 * float(abs(ref).max())
+    assert (penalties.argmin(1) == ref.argmin(1)).all()
 
 
 def test_engine_refuses_what_it_cannot_run():

@@ -14,6 +14,7 @@ import torch
 
 from lenet5.checkpoint import load_model, read_checkpoint
 from lenet5.config import TrainConfig
+from lenet5.engine import HAVE_NUMBA
 from lenet5.errors import Lenet5Error
 from lenet5.train import evaluate, train
 
@@ -34,7 +35,9 @@ def test_short_real_mnist_training_is_far_below_chance(tmp_path, data_dir):
     assert result["test"]["n"] == 10000
     assert result["test"]["error_rate"] < 8.0
     run = tmp_path / "short"
-    assert {"config.json", "metrics.jsonl", "checkpoint.pt", "weights.pt", "test.json"} <= {p.name for p in run.iterdir()}
+    assert {"config.json", "metrics.jsonl", "checkpoint.pt", "weights.pt", "test.json"} <= {
+        p.name for p in run.iterdir()
+    }
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 1 and metrics[0]["epoch"] == 1 and metrics[0]["patterns_per_second"] > 0
     assert json.loads((run / "config.json").read_text())["train_subset"] == 5000
@@ -45,10 +48,15 @@ def test_short_real_mnist_training_is_far_below_chance(tmp_path, data_dir):
 def test_torch_engine_and_minibatch_mode_learn(tmp_path, data_dir):
     common = dict(epochs=1, train_subset=1000, test_subset=1000, train_eval=False, out_dir=str(tmp_path))
     per_pattern = train(TrainConfig(**common, engine="torch", run_name="t1"), progress=False, log=_quiet)
-    batch = train(TrainConfig(**common, batch_size=16, run_name="b16"), progress=False, log=_quiet)
+    batch = train(TrainConfig(**common, batch_size=16, engine="torch", run_name="b16"), progress=False, log=_quiet)
+    fast = train(TrainConfig(**common, batch_size=16, run_name="b16-auto"), progress=False, log=_quiet)
     assert per_pattern["engine"] == "torch" and batch["engine"] == "torch"
+    assert fast["engine"] == ("numba" if HAVE_NUMBA else "torch")
+    # 1,000 patterns, one pass; chance is 90%
     assert per_pattern["test"]["error_rate"] < 40.0
     assert batch["test"]["error_rate"] < 60.0
+    # the compiled mini-batch step is the same step as the torch one (summed gradients, same eps_k)
+    assert abs(fast["test"]["error_rate"] - batch["test"]["error_rate"]) < 2.0
 
 
 def _train_cmd(out_dir, name, *extra):
@@ -99,7 +107,13 @@ def test_resume_after_kill_ends_with_the_weights_of_an_uninterrupted_run(tmp_pat
 
 def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
     config = TrainConfig(
-        epochs=3, train_subset=500, test_subset=200, train_eval=False, eta=[5e-4, 1e30], out_dir=str(tmp_path), run_name="nan"
+        epochs=3,
+        train_subset=500,
+        test_subset=200,
+        train_eval=False,
+        eta=[5e-4, 1e30],
+        out_dir=str(tmp_path),
+        run_name="nan",
     )
     with pytest.raises(Lenet5Error, match="diverged in pass 2"):
         train(config, progress=False, log=_quiet)
@@ -145,7 +159,9 @@ def test_cli_refuses_bad_values_before_any_work(tmp_path):
 
 
 def test_existing_run_directory_is_not_overwritten(tmp_path):
-    config = TrainConfig(epochs=1, train_subset=200, test_subset=100, train_eval=False, out_dir=str(tmp_path), run_name="r")
+    config = TrainConfig(
+        epochs=1, train_subset=200, test_subset=100, train_eval=False, out_dir=str(tmp_path), run_name="r"
+    )
     train(config, progress=False, log=_quiet)
     with pytest.raises(Lenet5Error, match="already holds a run"):
         train(config, progress=False, log=_quiet)
