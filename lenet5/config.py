@@ -92,7 +92,7 @@ class TrainConfig:
     eta: list[float] | None = None
     """Global learning rate per pass; None uses the paper's schedule (5e-4, 2e-4, 1e-4, 5e-5, 1e-5)."""
     eta_scale: float = 1.0
-    """Multiplies every eta of the schedule. DEVIATION(D3): see PAPER_NOTES.md for the value we use and why."""
+    """Multiplies every eta of the schedule (1 = the paper's values; PAPER_NOTES.md reports what smaller values do)."""
     hessian_samples: int = SDLM_HESSIAN_SAMPLES
     """Training patterns on which h_kk is re-estimated before each pass."""
     batch_lr_scale: str = "sum"

@@ -7,7 +7,8 @@ drawn from the 600,000. The paper gives no magnitudes; ours are DEVIATION(D6), i
 
 We never store the 540,000 copies: copy k of digit i is generated on the fly from its own fixed
 parameters, so the set is fixed by the seed and each pass draws, for every digit, one of its ten
-versions (the original or one of 9 copies).
+versions (the original or one of 9 copies). DEVIATION(D10): the paper does not say how the 60,000
+patterns of a pass were drawn from the 600,000; ours shows every digit once per pass.
 """
 
 from __future__ import annotations

@@ -24,7 +24,9 @@ def gauss_newton_diagonal(
     Appendix C: second derivatives are back-propagated like gradients but with squares, dropping
     off-diagonal terms and f'': into a layer's input, d2E/dx_k^2 = sum_i u_ik^2 d2E/da_i^2 and then
     d2E/da_k^2 = f'(a_k)^2 d2E/dx_k^2; at a weight, d2E/du^2 = sum over the connections sharing it of
-    x_j^2 d2E/da_i^2. At the RBF output, for Eq. 8, d2E/dx_j^2 = 2 (``output_curvature``).
+    x_j^2 d2E/da_i^2. At the RBF output, for Eq. 8, d2E/dx_j^2 = 2 (``output_curvature``). For Eq. 9 we use
+    the same 2, the Gauss-Newton term of its y_D part, and drop the curvature of the log term, which can
+    be negative. DEVIATION(D9)
 
     Each layer's pre-activation is linear in its input and in its weights, so the vector-Jacobian
     product of ``layer.linear(x^2, W, b)`` with respect to W gives the weight rule and that of

@@ -246,7 +246,8 @@ def train(
         eta = config.eta_for(epoch)
         for group in opt.param_groups:
             group["lr"] = eta
-        # h_kk re-estimated on the first patterns of this pass's random order, then fixed for the pass.
+        # h_kk re-estimated on the first patterns of this pass's random order (distorted ones included),
+        # then fixed for the pass. DEVIATION(D8): the paper does not say which 500 patterns.
         opt.estimate_hessian(model, xs[: config.hessian_samples].to(config.device))
         h = [opt.state[p]["hessian"] for p in model.parameters()]
         steps = opt.step_sizes()
