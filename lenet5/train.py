@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -100,26 +101,70 @@ class PassResult:
     patterns: int
 
 
-def _torch_pass(model, opt, criterion, x, y, config, bar) -> PassResult:
-    """One pass of SDLM updates with autograd: per pattern, or per mini-batch."""
-    model.train()
+@dataclass
+class Distributed:
+    """This process's place in a torchrun launch (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(config: TrainConfig) -> Distributed:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1): gloo on CPU, nccl on CUDA."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed()
+    import torch.distributed as dist
+
+    if config.batch_size % world:
+        raise Lenet5Error(f"--batch-size {config.batch_size} must be a multiple of the {world} processes")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if config.device.startswith("cuda") else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _torch_pass(model, opt, criterion, x, y, config, bar, ddp=None, place: Distributed | None = None) -> PassResult:
+    """One pass of SDLM updates with autograd: per pattern, or per mini-batch.
+
+    Under torchrun each global batch is split over the processes (rank r takes patterns r, r + W, ...)
+    and DistributedDataParallel averages their gradients, so every process makes the same step as one
+    process on the whole batch would.
+    """
+    place = place or Distributed()
+    net = ddp or model
+    net.train()
     device = config.device
     bs = config.batch_size
-    scale = float(bs) if config.batch_lr_scale == "sum" else 1.0
     loss_sum, errors = 0.0, 0
     for start in range(0, len(x), bs):
-        xb, yb = x[start : start + bs].to(device), y[start : start + bs].to(device)
+        batch = slice(start + place.rank, start + bs, place.world)
+        xb, yb = x[batch].to(device), y[batch].to(device)
         opt.zero_grad(set_to_none=True)
-        penalties = model(xb)
+        penalties = net(xb)
         loss = criterion(penalties, yb)
-        (loss * scale).backward()  # 'sum': the gradient of the summed per-pattern losses. DEVIATION(D7)
+        # 'sum': the gradient of the summed per-pattern losses; 'mean': of their mean. DEVIATION(D7)
+        # (DDP divides by the number of processes, hence the factor world.)
+        total = min(bs, len(x) - start)
+        scale = len(xb) * place.world / (1.0 if config.batch_lr_scale == "sum" else total)
+        (loss * scale).backward()
         opt.step()
         loss_sum += loss.item() * len(xb)
         errors += int((penalties.argmin(1) != yb).sum())
         if not math.isfinite(loss_sum):
             break
-        bar.update(len(xb))
-        bar.set_postfix_str(f"err {100 * errors / (start + len(xb)):.2f}%", refresh=False)
+        bar.update(total)
+        bar.set_postfix_str(f"err {100 * errors * place.world / (start + total):.2f}%", refresh=False)
+    if place.world > 1:
+        import torch.distributed as dist
+
+        sums = torch.tensor([loss_sum, float(errors)], dtype=torch.float64, device=device)
+        dist.all_reduce(sums)
+        loss_sum, errors = float(sums[0]), int(sums[1])
     return PassResult(loss_sum, errors, len(x))
 
 
@@ -164,6 +209,24 @@ def paper_comparison(history: list[dict], config: TrainConfig) -> str:
     return "\n".join(lines)
 
 
+def _read_config(run_dir) -> dict:
+    try:
+        return json.loads((Path(run_dir) / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise Lenet5Error(f"{run_dir}: cannot resume: no readable config.json ({e})") from None
+
+
+def _barrier(place: Distributed) -> None:
+    if place.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def model_on_cuda(model: torch.nn.Module) -> bool:
+    return next(model.parameters()).device.type == "cuda"
+
+
 def _run_dir(config: TrainConfig) -> Path:
     name = config.run_name or (
         datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -191,18 +254,22 @@ def train(
     """
     log = log or (lambda s: print(s, flush=True))
     start_epoch, history = 0, []
+    place = init_distributed(config if resume is None else TrainConfig.from_dict(_read_config(resume)))
+    if not place.main:
+        log, progress = (lambda s: None), False
     if resume is not None:
         run_dir = Path(resume)
         try:
-            config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-        except (OSError, ValueError, TypeError) as e:
-            raise Lenet5Error(f"{run_dir}: cannot resume: no readable config.json ({e})") from None
+            config = TrainConfig.from_dict(_read_config(run_dir))
+        except (TypeError, ValueError) as e:
+            raise Lenet5Error(f"{run_dir}: cannot resume: config.json does not describe a run ({e})") from None
     else:
         run_dir = _run_dir(config)
         if (run_dir / "checkpoint.pt").exists():
             raise Lenet5Error(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-name")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+        if place.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
 
     set_determinism(config.seed, config.threads)
     if config.device.startswith("cuda") and not torch.cuda.is_available():
@@ -216,13 +283,24 @@ def train(
         model = model_from_checkpoint(payload, str(run_dir / "checkpoint.pt"))
         start_epoch, history = int(payload["epoch"]), list(payload["history"])
         log(f"resuming {run_dir} after pass {start_epoch}")
+    if place.world > 1 and config.device.startswith("cuda"):
+        config.device = f"cuda:{place.local_rank}"
     model.to(config.device)
+    if place.world > 1:
+        if config.batch_size == 1:
+            raise Lenet5Error("torchrun training needs mini-batches (--batch-size >= the number of processes)")
+        config.engine = "torch"
     engine_name = choose_engine(config)
     engine = None
     if engine_name == "numba":
         from .engine import NumbaEngine
 
         engine = NumbaEngine(model, config.loss, config.map_j, threads=config.threads)
+    ddp = None
+    if place.world > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[place.local_rank] if model_on_cuda(model) else None
+        )
     opt = SDLM(model.parameters(), lr=config.eta_for(0), mu=config.mu)
     criterion = loss_fn(config.loss, config.map_j)
     distorted = DistortedSet(x_train, config.seed) if config.distort else None
@@ -263,13 +341,16 @@ def train(
             if engine is not None:
                 result = _numba_pass(engine, opt, xs, ys, config, bar)
             else:
-                result = _torch_pass(model, opt, criterion, xs, ys, config, bar)
+                result = _torch_pass(model, opt, criterion, xs, ys, config, bar, ddp, place)
         train_seconds = time.perf_counter() - t0
         if not math.isfinite(result.loss) or not all(torch.isfinite(p).all() for p in model.parameters()):
             raise Lenet5Error(
                 f"training diverged in pass {epoch + 1} (loss {result.loss}); "
                 f"the last good checkpoint is kept in {run_dir}"
             )
+        if not place.main:  # rank 0 evaluates and writes; the others wait for it
+            _barrier(place)
+            continue
         test = evaluate(model, x_test, y_test, device=config.device)
         train_eval = evaluate(model, x_train, y_train, device=config.device) if config.train_eval else None
         metrics = {
@@ -295,7 +376,10 @@ def train(
         )
         atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in history))
         log(format_pass(metrics, config.epochs))
+        _barrier(place)
 
+    if not place.main:
+        return {"run_dir": str(run_dir), "history": history, "test": None, "engine": engine_name}
     final = evaluate(model, x_test, y_test, device=config.device)
     save_checkpoint(run_dir / "weights.pt", model, history=history, train_config=config.to_dict(), test=final)
     summary = {k: final[k] for k in ("error_rate", "misses", "n", "per_class_error", "misclassified", "confusion")}
