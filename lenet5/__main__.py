@@ -143,6 +143,14 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import markdown, run_bench
+
+    result = run_bench(seconds=args.seconds, repeats=args.repeats, quick=args.quick, data_dir=args.data_dir)
+    print(json.dumps(result) if args.json else markdown(result), end="\n" if args.json else "")
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report import markdown
 
@@ -232,6 +240,43 @@ def cmd_export(args) -> int:
     model = load_model(args.weights or args.pretrained or "paper")
     path = export_model(model, args.out, args.format)
     print(f"wrote {path} ({args.format}): input (N,1,32,32) -> penalties (N,10); the prediction is the argmin")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .checkpoint import load_model
+    from .imageprep import IMAGE_SUFFIXES
+    from .predict import predict_images
+
+    model = load_model(args.weights or args.pretrained or "paper")
+    results = predict_images(model, args.images, reject=args.reject, polarity=args.ink)
+    if not results:
+        raise Lenet5Error(f"no image files ({' '.join(IMAGE_SUFFIXES)}) in {', '.join(args.images)}")
+    for r in results:
+        if args.json:
+            print(json.dumps(r))
+        elif "error" in r:
+            print(f"lenet5 predict: error: {r['file']}: {r['error']}", file=sys.stderr)
+        elif r["digit"] is None:
+            print(f"{r['file']}: not a digit (smallest penalty {min(r['penalties']):.1f} > {args.reject:g})")
+        else:
+            print(f"{r['file']}: {r['digit']} (confidence {r['confidence']:.2f})")
+    return 1 if any("error" in r for r in results) else 0
+
+
+def cmd_read(args) -> int:
+    from .checkpoint import load_model
+    from .predict import read_string
+
+    model = load_model(args.weights or args.pretrained or "paper")
+    result = read_string(model, args.image, polarity=args.ink)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{result['file']}: {result['string']} (confidence {result['confidence']:.2f})")
+    for d in result["digits"]:
+        x0, y0, x1, y1 = d["box"]
+        print(f"  {d['digit']}  confidence {d['confidence']:.2f}  box x {x0}-{x1}, y {y0}-{y1}")
     return 0
 
 
@@ -327,6 +372,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object (error_rate in percent, misses, n, ...)")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser(
+        "bench",
+        help="speed and memory of our engines vs eager PyTorch and ONNX Runtime, as ratios",
+        formatter_class=fmt,
+    )
+    p.add_argument("--seconds", type=_positive_float, default=2.0, help="minimum timed seconds per measurement")
+    p.add_argument("--repeats", type=_positive_int, default=3, help="repeats per measurement (the best is kept)")
+    p.add_argument("--quick", action="store_true", help="short timings and a 5,000-pattern memory run")
+    p.add_argument("--data-dir", help="dataset cache folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the markdown table")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("report", help="markdown tables (per pass, mean over runs) from run directories vs the paper")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories of the same recipe (e.g. seeds)")
     p.add_argument("--title", help="a heading for the table")
@@ -377,6 +434,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_weights_args(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "predict",
+        help="classify photos or scans of single handwritten digits",
+        description="Classify photos or scans of single handwritten digits, each prepared as MNIST was made "
+        "(grey, ink found and cropped, fit to 20x20, centred by mass in 28x28). Prints 'FILE: DIGIT (confidence C)' "
+        "per image; confidence = (p2 - p1) / (p2 + p1) of the two smallest RBF penalties. A file that cannot be "
+        "used gets one error line on stderr and the others are still classified; the exit status is 1 if any "
+        "file failed, else 0.",
+        formatter_class=fmt,
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="image files, or folders of them (sorted)")
+    _add_weights_args(p)
+    p.add_argument(
+        "--reject",
+        type=_positive_float,
+        metavar="THRESHOLD",
+        help="answer 'not a digit' when the smallest penalty exceeds this, e.g. 20 (None: never)",
+    )
+    p.add_argument(
+        "--ink", choices=["auto", "dark", "light"], default="auto", help="ink darker or lighter than the paper"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per image: file, digit, confidence, penalties")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "read",
+        help="read a handwritten number (zip code, amount) written on one line",
+        description="Read a handwritten number written on one line: the ink is split into characters, touching "
+        "digits are cut where the network recognises the pieces best, and each digit is classified as in "
+        "'predict'. Prints the string, then each digit with its confidence and box (image pixels).",
+        formatter_class=fmt,
+    )
+    p.add_argument("image", metavar="IMAGE", help="an image file")
+    _add_weights_args(p)
+    p.add_argument(
+        "--ink", choices=["auto", "dark", "light"], default="auto", help="ink darker or lighter than the paper"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object: file, string, confidence, digits")
+    p.set_defaults(func=cmd_read)
     return parser
 
 

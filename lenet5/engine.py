@@ -76,17 +76,23 @@ def _forward(xf, weights, table_out, table_in, prototypes, buffers):  # pragma: 
     o1, o2, o3, o4, o5, o6, d1, d2, d3, d4, d5, d6, pen, sum2, sum4 = buffers
     # C1: 6 maps, wide layout (6, 892), row stride 32
     for m in range(6):
-        acc = o1[m]
+        w = c1w[m, 0]
+        b = c1b[m]
         for t in range(N1):
-            acc[t] = c1b[m]
-        for ki in range(K):
-            for kj in range(K):
-                w = c1w[m, 0, ki, kj]
-                off = ki * W0 + kj
-                for t in range(N1):
-                    acc[t] += w * xf[off + t]
+            o1[m, t] = b
+        for ki in range(K):  # one kernel row per sweep: 5 taps per load/store of the output
+            w0, w1, w2, w3, w4 = w[ki, 0], w[ki, 1], w[ki, 2], w[ki, 3], w[ki, 4]
+            off = ki * W0
+            for t in range(N1):
+                o1[m, t] += (
+                    w0 * xf[off + t]
+                    + w1 * xf[off + t + 1]
+                    + w2 * xf[off + t + 2]
+                    + w3 * xf[off + t + 3]
+                    + w4 * xf[off + t + 4]
+                )
         for t in range(N1):
-            acc[t] = _squash(acc[t])
+            o1[m, t] = _squash(o1[m, t])
     # S2: sum of 2x2 blocks * coefficient + bias -> (6, 14*14)
     for m in range(6):
         for i in range(H2):
@@ -101,12 +107,13 @@ def _forward(xf, weights, table_out, table_in, prototypes, buffers):  # pragma: 
             o3[o, t] = c3b[o]
     for k in range(table_out.shape[0]):
         o, c = table_out[k], table_in[k]
+        w = c3w[k]
         for ki in range(K):
-            for kj in range(K):
-                w = c3w[k, ki, kj]
-                off = ki * W2 + kj
-                for t in range(N3):
-                    o3[o, t] += w * o2[c, off + t]
+            w0, w1, w2, w3, w4 = w[ki, 0], w[ki, 1], w[ki, 2], w[ki, 3], w[ki, 4]
+            src = o2[c, ki * W2 :]
+            dst = o3[o]
+            for t in range(N3):
+                dst[t] += w0 * src[t] + w1 * src[t + 1] + w2 * src[t + 2] + w3 * src[t + 3] + w4 * src[t + 4]
     for o in range(16):
         for t in range(N3):
             o3[o, t] = _squash(o3[o, t])
@@ -154,9 +161,9 @@ def _output_gradient(label, prototypes, loss_kind, j, buffers):  # pragma: no co
             d6[t] = 2.0 * (o6[t] - prototypes[label, t])
         return pen[label]
     # Eq. 9: E = y_D + log(e^-j + sum_i e^-y_i); dE/dy_i = [i == D] - q_i
-    lo = -j
+    lo = -j  # the largest exponent, so that every exp() below is <= 1 and the sum >= 1 (log-sum-exp)
     for c in range(10):
-        lo = min(lo, -pen[c])
+        lo = max(lo, -pen[c])
     total = math.exp(-j - lo)
     for c in range(10):
         total += math.exp(-pen[c] - lo)
@@ -358,6 +365,14 @@ def _batch_gradients(
     return losses.sum(), errors.sum()
 
 
+@njit(cache=True, fastmath=True)
+def _infer_serial(xs, weights, table_out, table_in, prototypes, buffers, penalties):  # pragma: no cover - compiled
+    """Penalties (N, 10) of xs (N, 32, 32) on the calling thread (no parallel start-up cost)."""
+    for p in range(xs.shape[0]):
+        _forward(xs[p].reshape(1024), weights, table_out, table_in, prototypes, buffers)
+        penalties[p] = buffers[12]
+
+
 @njit(cache=True, fastmath=True, parallel=True)
 def _infer(xs, weights, table_out, table_in, prototypes, buffers, penalties):  # pragma: no cover - compiled
     """Penalties (N, 10) of xs (N, 32, 32), in len(buffers) parallel chunks."""
@@ -463,8 +478,11 @@ class NumbaEngine:
         """The ten penalties of every pattern, (N, 10) float32, computed in parallel chunks."""
         xs = self._inputs(xs)
         out = np.empty((len(xs), 10), np.float32)
-        chunks = max(1, min(self.threads, len(xs)))
-        _infer(xs, self.weights, self.table_out, self.table_in, self.prototypes, self.chunk_buffers[:chunks], out)
+        chunks = max(1, min(self.threads, len(xs) // 64))  # small inputs are not worth waking threads for
+        if chunks == 1:
+            _infer_serial(xs, self.weights, self.table_out, self.table_in, self.prototypes, self.buffers, out)
+        else:
+            _infer(xs, self.weights, self.table_out, self.table_in, self.prototypes, self.chunk_buffers[:chunks], out)
         return out
 
 

@@ -4,9 +4,9 @@ Both files take the inputs already scaled as in Sec. II-A (:func:`lenet5.data.to
 -0.1, ink 1.175, the 28x28 digit centred in the 32x32 field) under the name ``input``, with any batch
 size, and return the ten RBF penalties under the name ``penalties``: the prediction is their argmin.
 
-A leaf: nothing in the core imports this module. ONNX needs onnx and onnxscript
-(pip install 'lenet5[export]'); TorchScript needs only torch, which has deprecated it in favour of
-torch.export but still writes and loads it.
+A leaf: nothing in the core imports this module. ONNX goes through torch's dynamo exporter (torch >= 2.5)
+and needs onnx and onnxscript (pip install 'lenet5[export]'); TorchScript needs only torch, which has
+deprecated it in favour of torch.export but still writes and loads it.
 """
 
 from __future__ import annotations
@@ -90,10 +90,12 @@ def export_torchscript(model: LeNet5, out: str | os.PathLike) -> Path:
     Tracing is exact here: the forward pass has no data-dependent control flow.
     """
     model = model.cpu().eval()
-    with torch.no_grad():
-        traced = torch.jit.trace(model, _example())
-    with atomic_path(out) as tmp:
-        torch.jit.save(traced, str(tmp), _extra_files={"lenet5.json": _description(model)})
+    with warnings.catch_warnings():  # torch deprecates TorchScript; asking for it is the user's informed choice
+        warnings.filterwarnings("ignore", message="`torch.jit", category=DeprecationWarning)
+        with torch.no_grad():
+            traced = torch.jit.trace(model, _example())
+        with atomic_path(out) as tmp:
+            torch.jit.save(traced, str(tmp), _extra_files={"lenet5.json": _description(model)})
     return Path(out)
 
 

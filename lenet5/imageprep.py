@@ -11,8 +11,8 @@ anti-aliased, then "centered in a 28x28 image by computing the center of mass of
      averaging when shrinking, which also averages sensor and JPEG noise away);
   4. polarity: the paper is the median of the border ring, ink is whatever differs from it, so dark ink
      on light paper and chalk on a blackboard both work;
-  5. denoise (3x3 median) and threshold with Otsu's method; a page whose contrast is below
-     :data:`MIN_CONTRAST` is blank;
+  5. denoise (separable 3x3 median) and threshold with Otsu's method; a page with fewer than
+     :data:`MIN_INK` pixels :data:`MIN_CONTRAST` darker than the paper is blank;
   6. connected components (8-connectivity); the digit is the largest one plus the fragments of it
      nearby (a broken stroke); see :func:`dominant_components` for the rule that refuses noise;
   7. crop to the ink's bounding box, thicken strokes far thinner than MNIST's, fit the longer side to 20
@@ -20,8 +20,9 @@ anti-aliased, then "centered in a 28x28 image by computing the center of mass of
      on MNIST's (pixel 14, 14).
 
 The result is uint8 28x28 with ink = 255, ready for :func:`lenet5.data.to_field`. Not handled: strong
-uneven lighting or shadows (the threshold is global), ruled or squared paper (lines count as ink),
-several digits in one image (see :func:`lenet5.predict.read_string`).
+uneven lighting or shadows (the threshold is global), ruled or squared paper (lines count as ink), a
+digit smaller than ~3% of the image's longer side (it may read as a blank page: crop first), several
+digits in one image (see :func:`lenet5.predict.read_string`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from .errors import ImageError
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding them: a 40 MP photo is ~120 MB of RGB
 WORK_MIN_SIDE = 256  # smaller images are enlarged so that the 3x3 median filter is finer than a stroke
 WORK_MAX_SIDE = 1024  # larger ones are shrunk: 20x20 is the target, 1024 keeps a digit on a page legible
-MIN_CONTRAST = 0.1  # ink must differ from the paper by 10% of the grey range (~25 levels) somewhere
+MIN_CONTRAST = 0.1  # ink must differ from the paper by 10% of the grey range (~25 levels)...
+MIN_INK = 50  # ... in at least 50 working pixels, else the page is blank
 BOX = 20  # MNIST's size-normalisation box (Sec. III-A)
 FIELD = 28  # MNIST's image size
 MNIST_CENTRE = 14.0  # mean centre of mass of the MNIST test digits (rows and columns), measured
@@ -73,6 +75,7 @@ class InkImage:
 
     ink: np.ndarray  # (H, W) float32: 0 = paper, 1 = full ink
     components: Components  # of the thresholded ink
+    scale: float  # working pixels per pixel of the original image
 
 
 # ---- loading -------------------------------------------------------------------------------------
@@ -99,6 +102,8 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         raise
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
+    except PermissionError:
+        raise ImageError(f"{path}: cannot read (permission denied)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -128,10 +133,13 @@ def image_to_grey(image: Image.Image) -> np.ndarray:
         if image.mode == "F" and grey.max() <= 1.0:
             top = 1.0
         return np.clip(grey / top, 0.0, 1.0)
-    if image.mode == "P" or "A" in image.getbands() or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0  # ITU-R 601 luma for colour
+    try:
+        if image.mode == "P" or "A" in image.getbands() or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0  # ITU-R 601 luma for colour
+    except ValueError as e:  # a mode Pillow cannot convert (LAB, HSV...)
+        raise ImageError(f"cannot convert a {image.mode} image to grey ({_first_line(e)})") from None
 
 
 def array_to_grey(array: np.ndarray) -> np.ndarray:
@@ -161,14 +169,19 @@ def array_to_grey(array: np.ndarray) -> np.ndarray:
 
 
 # ---- from grey page to ink components ----------------------------------------------------------
-def _working_size(grey: np.ndarray) -> np.ndarray:
-    h, w = grey.shape
-    side = max(h, w)
-    scale = WORK_MAX_SIDE / side if side > WORK_MAX_SIDE else WORK_MIN_SIDE / side if side < WORK_MIN_SIDE else 1.0
+def _working_scale(shape: tuple[int, int]) -> float:
+    side = max(shape)
+    if side > WORK_MAX_SIDE:
+        return WORK_MAX_SIDE / side
+    return WORK_MIN_SIDE / side if side < WORK_MIN_SIDE else 1.0
+
+
+def _resize(grey: np.ndarray, scale: float) -> np.ndarray:
     if scale == 1.0:
         return grey
+    h, w = grey.shape
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR  # BOX: area averaging
     return np.asarray(Image.fromarray(grey, "F").resize(size, method), dtype=np.float32)
 
 
@@ -227,19 +240,20 @@ def find_ink(grey: np.ndarray, polarity: str = "auto") -> InkImage:
     """
     if polarity not in ("auto", "dark", "light"):
         raise ImageError(f"polarity must be auto, dark or light, got {polarity!r}")
-    grey = _working_size(grey)
+    scale = _working_scale(grey.shape)
+    grey = _resize(grey, scale)
     light_ink = paper_is_dark(grey) if polarity == "auto" else polarity == "light"
     ink = grey if light_ink else 1.0 - grey  # (H, W): ink high, paper low
     ink = median3(ink)
     paper = float(np.median(ink))
-    top = float(np.quantile(ink, 0.999)) if ink.size >= 1000 else float(ink.max())
+    top = float(np.partition(ink.ravel(), -MIN_INK)[-MIN_INK]) if ink.size > MIN_INK else float(ink.max())
     if top - paper < MIN_CONTRAST:
         raise ImageError(f"blank page: no ink (contrast {top - paper:.2f} < {MIN_CONTRAST})")
     threshold = max(otsu_threshold(ink), paper + MIN_CONTRAST / 2)
     mask = ink > threshold
     level = float(np.median(ink[mask]))  # the typical ink: full strength from here on
     soft = np.clip((ink - paper) / max(level - paper, 1e-6), 0.0, 1.0)
-    return InkImage(soft.astype(np.float32), label_components(mask))
+    return InkImage(soft.astype(np.float32), label_components(mask), scale)
 
 
 def label_components(mask: np.ndarray) -> Components:
@@ -368,32 +382,35 @@ def normalise_digit(soft: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.round(out * 255.0).astype(np.uint8)
 
 
-def crop_digit(page: InkImage, keep: np.ndarray, columns: tuple[int, int] | None = None) -> np.ndarray:
-    """The kept components of a page, optionally only columns [c0, c1), normalised to uint8 28x28."""
-    labels = page.components.labels
+def crop_digit(ink: np.ndarray, labels: np.ndarray, keep: np.ndarray, columns: tuple[int, int] | None = None):
+    """The components ``keep`` of a page, optionally only columns [c0, c1), normalised to uint8 28x28.
+
+    Args:
+        ink: (H, W) soft ink of the page, 0 = paper.
+        labels: (H, W) component labels of the page, 0 = paper.
+        keep: the 1-based labels that make the digit.
+        columns: cut the digit out of a touching neighbour: keep only the columns c0 <= x < c1.
+
+    Raises:
+        ImageError: the selection holds no ink.
+    """
+    c0, c1 = columns or (0, labels.shape[1])
+    ink, labels = ink[:, c0:c1], labels[:, c0:c1]
     mask = np.isin(labels, keep)
-    if columns is not None:
-        mask[:, : columns[0]] = False
-        mask[:, columns[1] :] = False
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
         raise ImageError("nothing to crop: the selection holds no ink")
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    # Keep the anti-aliased fringe: paper pixels next to the digit, not pixels of other components.
-    fringe = dilate3(mask) & ((labels == 0) | mask)
-    if columns is not None:
-        fringe[:, : columns[0]] = False
-        fringe[:, columns[1] :] = False
-    y0, x0 = max(0, y0 - 1), max(0, x0 - 1)
-    y1, x1 = min(labels.shape[0], y1 + 1), min(labels.shape[1], x1 + 1)
-    soft = np.where(fringe, page.ink, 0.0)[y0:y1, x0:x1]
+    fringe = dilate3(mask) & ((labels == 0) | mask)  # the anti-aliased edge, not other components' ink
+    y0, x0 = max(0, ys.min() - 1), max(0, xs.min() - 1)
+    y1, x1 = min(labels.shape[0], ys.max() + 2), min(labels.shape[1], xs.max() + 2)
+    soft = np.where(fringe, ink, 0.0)[y0:y1, x0:x1]
     return normalise_digit(soft, mask[y0:y1, x0:x1])
 
 
 def digit_from_grey(grey: np.ndarray, polarity: str = "auto") -> np.ndarray:
     """(H, W) grey page in [0, 1] holding one digit -> uint8 28x28, ink = 255."""
     page = find_ink(grey, polarity)
-    return crop_digit(page, dominant_components(page.components))
+    return crop_digit(page.ink, page.components.labels, dominant_components(page.components))
 
 
 def prepare_image(path: str | os.PathLike, polarity: str = "auto") -> np.ndarray:
@@ -402,9 +419,9 @@ def prepare_image(path: str | os.PathLike, polarity: str = "auto") -> np.ndarray
     Raises:
         ImageError: unreadable file, decompression bomb, blank page, or noise (one line, naming the file).
     """
-    grey = image_to_grey(open_image(path))
+    image = open_image(path)
     try:
-        return digit_from_grey(grey, polarity)
+        return digit_from_grey(image_to_grey(image), polarity)
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
 

@@ -327,7 +327,7 @@ def distortions(x: torch.Tensor, y: torch.Tensor, out: str | os.PathLike, digits
     digits (:class:`lenet5.distort.DistortedSet` over the same ``x``).
 
     Args:
-        x, y: the training inputs (N, 1, 32, 32) and labels (N,).
+        x, y: the training inputs (N, 1, 32, 32) and labels (N,), as ``lenet5 train`` loads them.
     """
     from .distort import COPIES, DistortedSet
 

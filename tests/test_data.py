@@ -10,6 +10,7 @@ import struct
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from lenet5.data import (
     DATASETS,
@@ -23,8 +24,6 @@ from lenet5.data import (
     write_idx,
 )
 from lenet5.errors import DataError
-
-from conftest import run_cli
 
 
 @pytest.mark.parametrize("dtype", ["u1", "i1", ">i2", ">i4", ">f4", ">f8"])

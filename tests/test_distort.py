@@ -13,7 +13,8 @@ def test_parameters_stay_in_the_documented_ranges():
     p = sample_params(100_000, np.random.default_rng(0))
     for k, (lo, hi) in enumerate(RANGES.values()):
         assert p[:, k].min() >= lo and p[:, k].max() <= hi
-        assert p[:, k].min() < lo + 0.01 * (hi - lo) and p[:, k].max() > hi - 0.01 * (hi - lo)  # the whole range is used
+        # the whole range is used
+        assert p[:, k].min() < lo + 0.01 * (hi - lo) and p[:, k].max() > hi - 0.01 * (hi - lo)
 
 
 def test_every_map_keeps_the_central_20x20_box_inside_the_32x32_field():

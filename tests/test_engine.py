@@ -15,13 +15,14 @@ from lenet5.optim import SDLM
 
 pytestmark = pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
 
-# Float32 sums in a different order differ by ~1e-7 relative per step. How far that grows depends on
-# the regime: at the paper's last eta (1e-5) 200 steps stay within ~6e-7; at its first eta (5e-4), early
-# per-pattern training is chaotic (differences grow ~1.3x per step), so we compare 20 steps there.
+# Float32 sums in a different order differ by ~1e-7 relative per step. With our recipe (mu = 0.5) the
+# two stay within 2.4e-6 of each other after 1,000 steps at the paper's first eta (measured); with the
+# paper's mu = 0.02, training is chaotic (PAPER_NOTES.md) and any difference grows ~1.3x per step.
 CASES = [  # (eta, steps, relative tolerance on every parameter tensor)
+    (5e-4, 1000, 2e-5),
     (1e-5, 200, 1e-5),
-    (5e-4, 20, 1e-3),
 ]
+MU = 0.5
 
 
 def _reference_steps(model, opt, criterion, x, y):
@@ -39,7 +40,7 @@ def test_engine_matches_torch_reference_per_pattern_steps(mnist, loss, eta, step
     ref = LeNet5()
     start = copy.deepcopy(ref)
     fast = copy.deepcopy(ref)
-    opt = SDLM(ref.parameters(), lr=eta)
+    opt = SDLM(ref.parameters(), lr=eta, mu=MU)
     opt.estimate_hessian(ref, mnist[0][:500])
     engine = NumbaEngine(fast, loss, j=0.1)
     engine.set_steps(opt.step_sizes())  # the same eta / (mu + h_kk) in both
@@ -53,7 +54,7 @@ def test_engine_matches_torch_reference_per_pattern_steps(mnist, loss, eta, step
     # and they make the same predictions on the MNIST test set
     x_test = mnist[2]
     agree = float((fast.predict(x_test) == ref.predict(x_test)).float().mean())
-    assert agree == 1.0 if eta == 1e-5 else agree >= 0.999
+    assert agree >= 0.999
 
 
 def test_engine_reports_the_running_loss_and_errors_like_the_reference(mnist):

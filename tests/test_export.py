@@ -20,6 +20,7 @@ from lenet5.data import load_mnist
 from lenet5.model import LeNet5
 
 ATOL, RTOL = 1e-3, 1e-5
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 
 
 @pytest.fixture(scope="module")

@@ -141,6 +141,7 @@ def test_gradcheck_in_float64(make, shape):
     assert torch.autograd.gradcheck(lambda inp: layer(inp), (x,))
     params = [p for p in layer.parameters()]
     if params:
+
         def f(*ps):
             saved = [p.data for p in params]
             for p, q in zip(params, ps, strict=True):
