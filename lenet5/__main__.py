@@ -280,6 +280,15 @@ def cmd_read(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .checkpoint import load_model
+    from .serve import serve
+
+    name = args.weights or args.pretrained or "paper"
+    serve(load_model(name), host=args.host, port=args.port, name=name)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lenet5",
@@ -328,9 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--batch-lr-scale",
-        choices=["sum", "mean"],
-        default="sum",
-        help="mini-batch SDLM steps on the sum (same step per pass as per-pattern) or the mean of gradients",
+        choices=["sqrt", "sum", "mean"],
+        default="sqrt",
+        help="a mini-batch step is eps_k x (sum of its per-pattern gradients) / sqrt(B), / 1 or / B (deviation D7)",
     )
     p.add_argument("--distort", action="store_true", help="train on the 600,000-pattern distorted set (Sec. III-C)")
     p.add_argument(
@@ -474,6 +483,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="one JSON object: file, string, confidence, digits")
     p.set_defaults(func=cmd_read)
+
+    p = sub.add_parser(
+        "serve",
+        help="a web page to draw a digit and see every layer respond, and a JSON API (needs lenet5[serve])",
+        description="Serve the web demo on http://HOST:PORT/ and the JSON API under /api (GET /api/health, "
+        "POST /api/predict). Loopback only by default; --host 0.0.0.0 exposes it to the network.",
+        formatter_class=fmt,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=_nonneg_int, default=8000, help="port to listen on (0 = any free port)")
+    _add_weights_args(p)
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -20,6 +20,14 @@ SDLM_HESSIAN_SAMPLES = 500  # Sec. II-C: "re-evaluated on 500 patterns" before e
 PAPER_EPOCHS = 20  # Sec. III-C: 20 passes through the training set
 
 
+BATCH_LR_SCALES = ("sqrt", "sum", "mean")
+
+
+def batch_step_scale(rule: str, batch: int) -> float:
+    """The factor applied to the summed gradient of a mini-batch of ``batch`` patterns (D7)."""
+    return {"sum": 1.0, "sqrt": batch**-0.5, "mean": 1.0 / batch}[rule]
+
+
 def paper_eta(epoch: int) -> float:
     """Global learning rate eta of the paper's schedule for a 0-based pass index (Sec. III-C)."""
     if epoch < 2:
@@ -95,9 +103,10 @@ class TrainConfig:
     """Multiplies every eta of the schedule (1 = the paper's values; PAPER_NOTES.md reports what smaller values do)."""
     hessian_samples: int = SDLM_HESSIAN_SAMPLES
     """Training patterns on which h_kk is re-estimated before each pass."""
-    batch_lr_scale: str = "sum"
-    """How SDLM steps are made for mini-batches: 'sum' (step on the sum of per-pattern gradients, one
-    pass makes the same total step as per-pattern updates) or 'mean' (step on the mean). DEVIATION(D7)."""
+    batch_lr_scale: str = "sqrt"
+    """How SDLM steps are made for a mini-batch of B patterns: eps_k times the sum of the B per-pattern
+    gradients divided by sqrt(B) ('sqrt'), by 1 ('sum': one pass moves as far as per-pattern updates) or
+    by B ('mean'). DEVIATION(D7): 'sqrt' is the one of the three that trained at B = 32 and 128."""
     distort: bool = False
     """Train on distorted patterns (Sec. III-C): 60,000 originals + 540,000 affine-distorted copies."""
     train_subset: int = 0
@@ -136,8 +145,8 @@ class TrainConfig:
             (self.eta_scale > 0, f"eta scale must be > 0, got {self.eta_scale}"),
             (self.hessian_samples >= 1, f"hessian samples must be >= 1, got {self.hessian_samples}"),
             (
-                self.batch_lr_scale in ("sum", "mean"),
-                f"batch lr scale must be sum or mean, got {self.batch_lr_scale!r}",
+                self.batch_lr_scale in BATCH_LR_SCALES,
+                f"batch lr scale must be one of {', '.join(BATCH_LR_SCALES)}, got {self.batch_lr_scale!r}",
             ),
             (self.train_subset >= 0, f"train subset must be >= 0, got {self.train_subset}"),
             (self.test_subset >= 0, f"test subset must be >= 0, got {self.test_subset}"),

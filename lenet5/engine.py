@@ -55,7 +55,7 @@ TANH_P = (0.9999999794537106, 0.1338104442556436, 0.0034956104956636973, 2.06094
 TANH_Q = (1.0, 0.46714360019636053, 0.02587706715130944, 0.00032856715060239404, 7.776769649665261e-07)
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
 def _tanh(x):
     x = min(max(np.float64(x), -9.0), 9.0)
     x2 = x * x
@@ -64,12 +64,12 @@ def _tanh(x):
     return np.float32(x * num / den)
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
 def _squash(a):
     return A * _tanh(S * a)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True)
 def _forward(xf, weights, table_out, table_in, prototypes, buffers):  # pragma: no cover - compiled
     """The forward pass of one pattern (xf: the flattened 32x32 field) into ``buffers``. Returns the argmin."""
     c1w, c1b, s2w, s2b, c3w, c3b, s4w, s4b, c5w, c5b, f6w, f6b = weights
@@ -152,7 +152,7 @@ def _forward(xf, weights, table_out, table_in, prototypes, buffers):  # pragma: 
     return best
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True)
 def _output_gradient(label, prototypes, loss_kind, j, buffers):  # pragma: no cover - compiled
     """The loss of the pattern in ``buffers`` and dE/d(F6 outputs) into d6. Returns the loss."""
     o6, d6, pen = buffers[5], buffers[11], buffers[12]
@@ -176,7 +176,7 @@ def _output_gradient(label, prototypes, loss_kind, j, buffers):  # pragma: no co
     return pen[label] + lo + math.log(total)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True)
 def _backward(xf, weights, out, update, table_out, table_in, buffers):  # pragma: no cover - compiled
     """Back-propagate d6 through the network.
 
@@ -328,14 +328,15 @@ def _backward(xf, weights, out, update, table_out, table_in, buffers):  # pragma
                     e1w[m, 0, ki, kj] += g
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True)
 def _train_patterns(
-    xs, labels, weights, steps, table_out, table_in, prototypes, loss_kind, j, buffers
+    xs, labels, order, weights, steps, table_out, table_in, prototypes, loss_kind, j, buffers
 ):  # pragma: no cover - compiled
-    """Per-pattern SDLM over xs (N, 32, 32) in order. Returns (loss sum, running errors)."""
+    """Per-pattern SDLM over the patterns xs[order] (xs: (N, 32, 32)), in that order.
+    Returns (loss sum, running errors)."""
     loss_sum = 0.0
     errors = 0
-    for p in range(xs.shape[0]):
+    for p in order:
         xf = xs[p].reshape(1024)
         pred = _forward(xf, weights, table_out, table_in, prototypes, buffers)
         loss_sum += _output_gradient(labels[p], prototypes, loss_kind, j, buffers)
@@ -344,7 +345,7 @@ def _train_patterns(
     return loss_sum, errors
 
 
-@njit(cache=True, fastmath=True, parallel=True)
+@njit(cache=True, error_model="numpy", fastmath=True, parallel=True)
 def _batch_gradients(
     xs, labels, weights, grads, table_out, table_in, prototypes, loss_kind, j, buffers
 ):  # pragma: no cover - compiled
@@ -365,7 +366,7 @@ def _batch_gradients(
     return losses.sum(), errors.sum()
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True)
 def _infer_serial(xs, weights, table_out, table_in, prototypes, buffers, penalties):  # pragma: no cover - compiled
     """Penalties (N, 10) of xs (N, 32, 32) on the calling thread (no parallel start-up cost)."""
     for p in range(xs.shape[0]):
@@ -373,7 +374,7 @@ def _infer_serial(xs, weights, table_out, table_in, prototypes, buffers, penalti
         penalties[p] = buffers[12]
 
 
-@njit(cache=True, fastmath=True, parallel=True)
+@njit(cache=True, error_model="numpy", fastmath=True, parallel=True)
 def _infer(xs, weights, table_out, table_in, prototypes, buffers, penalties):  # pragma: no cover - compiled
     """Penalties (N, 10) of xs (N, 32, 32), in len(buffers) parallel chunks."""
     n_chunks = len(buffers)
@@ -433,18 +434,25 @@ class NumbaEngine:
 
     @staticmethod
     def _inputs(xs, labels=None):
-        xs = np.ascontiguousarray(np.asarray(xs, dtype=np.float32).reshape(-1, 32, 32))
+        if isinstance(xs, torch.Tensor):
+            xs = xs.detach().cpu().numpy()  # a view when possible: no copy of a whole training set
+        xs = np.ascontiguousarray(xs.reshape(-1, 32, 32), dtype=np.float32)
         if labels is None:
             return xs
         return xs, np.ascontiguousarray(np.asarray(labels, dtype=np.int64))
 
-    def train(self, xs: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> tuple[float, int]:
-        """Per-pattern updates over ``xs`` (N, 1, 32, 32) in the given order. Returns (loss sum, errors)."""
+    def train(self, xs, labels, order=None) -> tuple[float, int]:
+        """Per-pattern updates over ``xs`` (N, 1, 32, 32), in the given order or as ``xs[order]``.
+
+        Returns:
+            (loss sum, running errors).
+        """
         if self.steps is None:
             raise RuntimeError("call set_steps() before train()")
         xs, labels = self._inputs(xs, labels)
+        order = np.arange(len(xs)) if order is None else np.ascontiguousarray(np.asarray(order, dtype=np.int64))
         loss, errors = _train_patterns(
-            xs, labels, self.weights, self.steps, self.table_out, self.table_in, self.prototypes,
+            xs, labels, order, self.weights, self.steps, self.table_out, self.table_in, self.prototypes,
             self.loss_kind, np.float32(self.j), self.buffers,
         )  # fmt: skip
         return float(loss), int(errors)

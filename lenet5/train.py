@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
-from .config import PAPER_TEST_ERROR, PAPER_TRAIN_ERROR_PASS19, TrainConfig
+from .config import PAPER_TEST_ERROR, PAPER_TRAIN_ERROR_PASS19, TrainConfig, batch_step_scale
 from .data import load_mnist
 from .distort import DistortedSet
 from .errors import Lenet5Error
@@ -128,8 +128,10 @@ def init_distributed(config: TrainConfig) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def _torch_pass(model, opt, criterion, x, y, config, bar, ddp=None, place: Distributed | None = None) -> PassResult:
-    """One pass of SDLM updates with autograd: per pattern, or per mini-batch.
+def _torch_pass(
+    model, opt, criterion, x, y, idx, config, bar, ddp=None, place: Distributed | None = None
+) -> PassResult:
+    """One pass of SDLM updates with autograd over x[idx]: per pattern, or per mini-batch.
 
     Under torchrun each global batch is split over the processes (rank r takes patterns r, r + W, ...)
     and DistributedDataParallel averages their gradients, so every process makes the same step as one
@@ -141,16 +143,16 @@ def _torch_pass(model, opt, criterion, x, y, config, bar, ddp=None, place: Distr
     device = config.device
     bs = config.batch_size
     loss_sum, errors = 0.0, 0
-    for start in range(0, len(x), bs):
-        batch = slice(start + place.rank, start + bs, place.world)
-        xb, yb = x[batch].to(device), y[batch].to(device)
+    for start in range(0, len(idx), bs):
+        rows = torch.as_tensor(idx[start + place.rank : start + bs : place.world])
+        xb, yb = x[rows].to(device), y[rows].to(device)
         opt.zero_grad(set_to_none=True)
         penalties = net(xb)
         loss = criterion(penalties, yb)
-        # 'sum': the gradient of the summed per-pattern losses; 'mean': of their mean. DEVIATION(D7)
+        # the summed per-pattern gradients times the batch rule's factor. DEVIATION(D7)
         # (DDP divides by the number of processes, hence the factor world.)
-        total = min(bs, len(x) - start)
-        scale = len(xb) * place.world / (1.0 if config.batch_lr_scale == "sum" else total)
+        total = min(bs, len(idx) - start)
+        scale = len(xb) * place.world * batch_step_scale(config.batch_lr_scale, total)
         (loss * scale).backward()
         opt.step()
         loss_sum += loss.item() * len(xb)
@@ -165,25 +167,28 @@ def _torch_pass(model, opt, criterion, x, y, config, bar, ddp=None, place: Distr
         sums = torch.tensor([loss_sum, float(errors)], dtype=torch.float64, device=device)
         dist.all_reduce(sums)
         loss_sum, errors = float(sums[0]), int(sums[1])
-    return PassResult(loss_sum, errors, len(x))
+    return PassResult(loss_sum, errors, len(idx))
 
 
-def _numba_pass(engine, opt, x, y, config, bar) -> PassResult:
-    """One pass in the compiled engine: per-pattern updates, or one update per mini-batch."""
+def _numba_pass(engine, opt, x, y, idx, config, bar) -> PassResult:
+    """One pass over x[idx] in the compiled engine: per-pattern updates, or one update per mini-batch."""
     engine.set_steps(opt.step_sizes())
     bs = config.batch_size
-    scale = 1.0 if config.batch_lr_scale == "sum" else 1.0 / bs  # the engine's batch gradient is a sum
+    scale = batch_step_scale(config.batch_lr_scale, bs)  # the engine's batch gradient is a sum
     chunk = 2000 if bs == 1 else bs
     loss_sum, errors, done = 0.0, 0, 0
-    for start in range(0, len(x), chunk):
-        xb, yb = x[start : start + chunk], y[start : start + chunk]
-        loss, err = engine.train(xb, yb) if bs == 1 else engine.train_batch(xb, yb, scale)
-        loss_sum, errors, done = loss_sum + loss, errors + err, done + len(xb)
+    for start in range(0, len(idx), chunk):
+        rows = idx[start : start + chunk]
+        if bs == 1:
+            loss, err = engine.train(x, y, order=rows)
+        else:
+            loss, err = engine.train_batch(x[rows], y[rows], scale)
+        loss_sum, errors, done = loss_sum + loss, errors + err, done + len(rows)
         if not math.isfinite(loss_sum):
             break
-        bar.update(len(xb))
+        bar.update(len(rows))
         bar.set_postfix_str(f"err {100 * errors / done:.2f}%", refresh=False)
-    return PassResult(loss_sum, errors, len(x))
+    return PassResult(loss_sum, errors, len(idx))
 
 
 def format_pass(m: dict, epochs: int) -> str:
@@ -316,17 +321,17 @@ def train(
         t0 = time.perf_counter()
         rng = np.random.default_rng([config.seed, epoch])
         order = rng.permutation(n)
-        if distorted is not None:
-            xs = distorted.patterns(order, distorted.versions_for_pass(rng)[order])
-        else:
-            xs = x_train[torch.as_tensor(order)]
-        ys = y_train[torch.as_tensor(order)]
+        if distorted is not None:  # this pass's patterns, in order
+            xs, ys = distorted.patterns(order, distorted.versions_for_pass(rng)[order]), y_train[torch.as_tensor(order)]
+            idx = np.arange(n)
+        else:  # the training set itself, visited as xs[idx]: no copy
+            xs, ys, idx = x_train, y_train, order
         eta = config.eta_for(epoch)
         for group in opt.param_groups:
             group["lr"] = eta
         # h_kk re-estimated on the first patterns of this pass's random order (distorted ones included),
         # then fixed for the pass. DEVIATION(D8): the paper does not say which 500 patterns.
-        opt.estimate_hessian(model, xs[: config.hessian_samples].to(config.device))
+        opt.estimate_hessian(model, xs[idx[: config.hessian_samples]].to(config.device))
         h = [opt.state[p]["hessian"] for p in model.parameters()]
         steps = opt.step_sizes()
         with tqdm(
@@ -339,9 +344,9 @@ def train(
             mininterval=0.5,
         ) as bar:
             if engine is not None:
-                result = _numba_pass(engine, opt, xs, ys, config, bar)
+                result = _numba_pass(engine, opt, xs, ys, idx, config, bar)
             else:
-                result = _torch_pass(model, opt, criterion, xs, ys, config, bar, ddp, place)
+                result = _torch_pass(model, opt, criterion, xs, ys, idx, config, bar, ddp, place)
         train_seconds = time.perf_counter() - t0
         if not math.isfinite(result.loss) or not all(torch.isfinite(p).all() for p in model.parameters()):
             raise Lenet5Error(

@@ -45,15 +45,18 @@ def test_short_real_mnist_training_is_far_below_chance(tmp_path, data_dir):
 
 
 def test_torch_engine_and_minibatch_mode_learn(tmp_path, data_dir):
-    common = dict(epochs=1, train_subset=1000, test_subset=1000, train_eval=False, out_dir=str(tmp_path))
-    per_pattern = train(TrainConfig(**common, engine="torch", run_name="t1"), progress=False, log=_quiet)
-    batch = train(TrainConfig(**common, batch_size=16, engine="torch", run_name="b16"), progress=False, log=_quiet)
-    fast = train(TrainConfig(**common, batch_size=16, run_name="b16-auto"), progress=False, log=_quiet)
+    common = dict(test_subset=1000, train_eval=False, out_dir=str(tmp_path))
+    per_pattern = train(
+        TrainConfig(**common, epochs=1, train_subset=3000, engine="torch", run_name="t1"), progress=False, log=_quiet
+    )
+    batches = dict(**common, epochs=3, train_subset=6000, batch_size=16)
+    batch = train(TrainConfig(**batches, engine="torch", run_name="b16"), progress=False, log=_quiet)
+    fast = train(TrainConfig(**batches, run_name="b16-auto"), progress=False, log=_quiet)
     assert per_pattern["engine"] == "torch" and batch["engine"] == "torch"
     assert fast["engine"] == ("numba" if HAVE_NUMBA else "torch")
-    # 1,000 patterns, one pass; chance is 90%
-    assert per_pattern["test"]["error_rate"] < 40.0
-    assert batch["test"]["error_rate"] < 60.0
+    # chance is 90%; measured: 14% after one per-pattern pass over 3,000, 7.6% after 3 passes over 6,000 in 16s
+    assert per_pattern["test"]["error_rate"] < 25.0
+    assert batch["test"]["error_rate"] < 15.0
     # the compiled mini-batch step is the same step as the torch one (summed gradients, same eps_k)
     assert abs(fast["test"]["error_rate"] - batch["test"]["error_rate"]) < 2.0
 
