@@ -221,6 +221,23 @@ def _read_config(run_dir) -> dict:
         raise Lenet5Error(f"{run_dir}: cannot resume: no readable config.json ({e})") from None
 
 
+def _git_commit() -> str | None:
+    """The commit of the lenet5 source tree, with '+dirty' if it has uncommitted changes; None outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "lenet5"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def _barrier(place: Distributed) -> None:
     if place.world > 1:
         import torch.distributed as dist
@@ -275,6 +292,9 @@ def train(
         if place.main:
             run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+            commit = _git_commit()
+            if commit:  # provenance: which code made this run (a checkout with uncommitted changes says so)
+                atomic_write_text(run_dir / "commit.txt", commit + "\n")
 
     set_determinism(config.seed, config.threads)
     if config.device.startswith("cuda") and not torch.cuda.is_available():
