@@ -32,8 +32,12 @@ def save_checkpoint(path: str | os.PathLike, model: LeNet5, **extra) -> None:
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         **extra,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
+        detail = " ".join(str(e).split())[:120]
+        raise CheckpointError(f"{path}: could not write ({detail}); the previous file, if any, is unchanged") from None
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
