@@ -281,6 +281,8 @@ def train(
         log, progress = (lambda s: None), False
     if resume is not None:
         run_dir = Path(resume)
+        for stale in run_dir.glob(".*.tmp"):  # left by a writer that was killed before its rename
+            stale.unlink(missing_ok=True)
         try:
             config = TrainConfig.from_dict(_read_config(run_dir))
         except (TypeError, ValueError) as e:
