@@ -13,7 +13,9 @@ import numpy as np
 def fit(p: int, q: int, xmax: float = 9.0, iters: int = 60):
     x = np.linspace(0, xmax, 40001)[1:]
     t, x2 = np.tanh(x), x * x
-    a = np.concatenate([np.stack([x * x2**k for k in range(p)], 1), np.stack([-t * x2**k for k in range(1, q + 1)], 1)], 1)
+    numerator_terms = np.stack([x * x2**k for k in range(p)], 1)
+    denominator_terms = np.stack([-t * x2**k for k in range(1, q + 1)], 1)
+    a = np.concatenate([numerator_terms, denominator_terms], 1)
     w, best = np.ones_like(x), None
     for _ in range(iters):
         scale = np.sqrt(w) / t
