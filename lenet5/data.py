@@ -369,14 +369,15 @@ def to_field(pixels: np.ndarray | torch.Tensor, size: int = 32) -> torch.Tensor:
     Returns:
         float32 tensor (N, 1, size, size).
     """
-    p = torch.as_tensor(np.asarray(pixels)).to(torch.float32)
+    p = torch.as_tensor(np.asarray(pixels))
     if p.ndim == 2:
         p = p[None]
     n, h, w = p.shape  # (N, 28, 28)
     top, left = (size - h) // 2, (size - w) // 2
     field = torch.zeros(n, 1, size, size)  # (N, 1, 32, 32)
-    field[:, 0, top : top + h, left : left + w] = p
-    return PIXEL_BACKGROUND + (PIXEL_FOREGROUND - PIXEL_BACKGROUND) * field / 255.0
+    field[:, 0, top : top + h, left : left + w] = p  # converted to float32 on assignment, no float copy of p
+    scale = (PIXEL_FOREGROUND - PIXEL_BACKGROUND) / 255.0
+    return field.mul_(scale).add_(PIXEL_BACKGROUND)  # in place: the peak memory is the field itself
 
 
 def load_split_arrays(dataset: str = "mnist", split: str = "train", data_dir=None, quiet: bool = True):

@@ -101,7 +101,7 @@ class DistortedSet:
 
     def patterns(self, index: np.ndarray, version: np.ndarray, batch: int = 4096) -> torch.Tensor:
         """The inputs for digits ``index`` shown as ``version`` (same length), in that order."""
-        out = self.fields[torch.as_tensor(index)].clone()
+        out = self.fields[torch.as_tensor(index)]  # indexing copies
         distorted = np.flatnonzero(version > 0)
         for start in range(0, len(distorted), batch):
             rows = distorted[start : start + batch]

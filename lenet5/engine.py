@@ -330,13 +330,12 @@ def _backward(xf, weights, out, update, table_out, table_in, buffers):  # pragma
 
 @njit(cache=True, error_model="numpy", fastmath=True)
 def _train_patterns(
-    xs, labels, order, weights, steps, table_out, table_in, prototypes, loss_kind, j, buffers
+    xs, labels, weights, steps, table_out, table_in, prototypes, loss_kind, j, buffers
 ):  # pragma: no cover - compiled
-    """Per-pattern SDLM over the patterns xs[order] (xs: (N, 32, 32)), in that order.
-    Returns (loss sum, running errors)."""
+    """Per-pattern SDLM over xs (N, 32, 32) in order. Returns (loss sum, running errors)."""
     loss_sum = 0.0
     errors = 0
-    for p in order:
+    for p in range(xs.shape[0]):
         xf = xs[p].reshape(1024)
         pred = _forward(xf, weights, table_out, table_in, prototypes, buffers)
         loss_sum += _output_gradient(labels[p], prototypes, loss_kind, j, buffers)
@@ -425,8 +424,14 @@ class NumbaEngine:
         self.prototypes = model.output.prototypes.numpy().astype(np.float32)
         self.buffers = _buffers()
         self.threads = threads or numba.get_num_threads()
-        self.chunk_buffers = numba.typed.List([_buffers() for _ in range(self.threads)])
+        self._chunk_buffers = None  # per-thread work space, made on first parallel use
         self.steps = None
+
+    @property
+    def chunk_buffers(self):
+        if self._chunk_buffers is None:
+            self._chunk_buffers = numba.typed.List([_buffers() for _ in range(self.threads)])
+        return self._chunk_buffers
 
     def set_steps(self, steps: list[torch.Tensor]) -> None:
         """The per-parameter step sizes eta / (mu + h_kk) (from ``SDLM.step_sizes()``), in parameter order."""
@@ -441,8 +446,8 @@ class NumbaEngine:
             return xs
         return xs, np.ascontiguousarray(np.asarray(labels, dtype=np.int64))
 
-    def train(self, xs, labels, order=None) -> tuple[float, int]:
-        """Per-pattern updates over ``xs`` (N, 1, 32, 32), in the given order or as ``xs[order]``.
+    def train(self, xs, labels) -> tuple[float, int]:
+        """Per-pattern updates over ``xs`` (N, 1, 32, 32), in the given order.
 
         Returns:
             (loss sum, running errors).
@@ -450,9 +455,8 @@ class NumbaEngine:
         if self.steps is None:
             raise RuntimeError("call set_steps() before train()")
         xs, labels = self._inputs(xs, labels)
-        order = np.arange(len(xs)) if order is None else np.ascontiguousarray(np.asarray(order, dtype=np.int64))
         loss, errors = _train_patterns(
-            xs, labels, order, self.weights, self.steps, self.table_out, self.table_in, self.prototypes,
+            xs, labels, self.weights, self.steps, self.table_out, self.table_in, self.prototypes,
             self.loss_kind, np.float32(self.j), self.buffers,
         )  # fmt: skip
         return float(loss), int(errors)

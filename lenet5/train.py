@@ -37,7 +37,7 @@ from .optim import SDLM
 
 
 @torch.no_grad()
-def evaluate(model: LeNet5, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000, device: str = "cpu") -> dict:
+def evaluate(model: LeNet5, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500, device: str = "cpu") -> dict:
     """Test error and its breakdown: misses, confusion matrix, per-class error, misclassified indices.
 
     Returns:
@@ -128,10 +128,31 @@ def init_distributed(config: TrainConfig) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+@dataclass
+class PassPatterns:
+    """The patterns of one pass, made on demand a batch at a time (never a copy of the whole set): the
+    training set in this pass's random order, or with distortions each digit as one of its ten versions."""
+
+    x: torch.Tensor  # (N, 1, 32, 32) the training set
+    y: torch.Tensor  # (N,)
+    order: np.ndarray  # (N,) which digit comes at each position of the pass
+    versions: np.ndarray | None = None  # (N,) with distortions: which version is shown at each position
+    distorted: DistortedSet | None = None
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def get(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self.order[positions]
+        if self.distorted is None:
+            return self.x[torch.as_tensor(index)], self.y[torch.as_tensor(index)]
+        return self.distorted.patterns(index, self.versions[positions]), self.y[torch.as_tensor(index)]
+
+
 def _torch_pass(
-    model, opt, criterion, x, y, idx, config, bar, ddp=None, place: Distributed | None = None
+    model, opt, criterion, patterns: PassPatterns, config, bar, ddp=None, place: Distributed | None = None
 ) -> PassResult:
-    """One pass of SDLM updates with autograd over x[idx]: per pattern, or per mini-batch.
+    """One pass of SDLM updates with autograd: per pattern, or per mini-batch.
 
     Under torchrun each global batch is split over the processes (rank r takes patterns r, r + W, ...)
     and DistributedDataParallel averages their gradients, so every process makes the same step as one
@@ -143,15 +164,16 @@ def _torch_pass(
     device = config.device
     bs = config.batch_size
     loss_sum, errors = 0.0, 0
-    for start in range(0, len(idx), bs):
-        rows = torch.as_tensor(idx[start + place.rank : start + bs : place.world])
-        xb, yb = x[rows].to(device), y[rows].to(device)
+    n = len(patterns)
+    for start in range(0, n, bs):
+        xb, yb = patterns.get(np.arange(start + place.rank, min(start + bs, n), place.world))
+        xb, yb = xb.to(device), yb.to(device)
         opt.zero_grad(set_to_none=True)
         penalties = net(xb)
         loss = criterion(penalties, yb)
         # the summed per-pattern gradients times the batch rule's factor. DEVIATION(D7)
         # (DDP divides by the number of processes, hence the factor world.)
-        total = min(bs, len(idx) - start)
+        total = min(bs, n - start)
         scale = len(xb) * place.world * batch_step_scale(config.batch_lr_scale, total)
         (loss * scale).backward()
         opt.step()
@@ -167,28 +189,26 @@ def _torch_pass(
         sums = torch.tensor([loss_sum, float(errors)], dtype=torch.float64, device=device)
         dist.all_reduce(sums)
         loss_sum, errors = float(sums[0]), int(sums[1])
-    return PassResult(loss_sum, errors, len(idx))
+    return PassResult(loss_sum, errors, n)
 
 
-def _numba_pass(engine, opt, x, y, idx, config, bar) -> PassResult:
-    """One pass over x[idx] in the compiled engine: per-pattern updates, or one update per mini-batch."""
+def _numba_pass(engine, opt, patterns: PassPatterns, config, bar) -> PassResult:
+    """One pass in the compiled engine: per-pattern updates, or one update per mini-batch."""
     engine.set_steps(opt.step_sizes())
     bs = config.batch_size
     scale = batch_step_scale(config.batch_lr_scale, bs)  # the engine's batch gradient is a sum
     chunk = 2000 if bs == 1 else bs
+    n = len(patterns)
     loss_sum, errors, done = 0.0, 0, 0
-    for start in range(0, len(idx), chunk):
-        rows = idx[start : start + chunk]
-        if bs == 1:
-            loss, err = engine.train(x, y, order=rows)
-        else:
-            loss, err = engine.train_batch(x[rows], y[rows], scale)
-        loss_sum, errors, done = loss_sum + loss, errors + err, done + len(rows)
+    for start in range(0, n, chunk):
+        xb, yb = patterns.get(np.arange(start, min(start + chunk, n)))
+        loss, err = engine.train(xb, yb) if bs == 1 else engine.train_batch(xb, yb, scale)
+        loss_sum, errors, done = loss_sum + loss, errors + err, done + len(yb)
         if not math.isfinite(loss_sum):
             break
-        bar.update(len(rows))
+        bar.update(len(yb))
         bar.set_postfix_str(f"err {100 * errors / done:.2f}%", refresh=False)
-    return PassResult(loss_sum, errors, len(idx))
+    return PassResult(loss_sum, errors, n)
 
 
 def format_pass(m: dict, epochs: int) -> str:
@@ -343,17 +363,15 @@ def train(
         t0 = time.perf_counter()
         rng = np.random.default_rng([config.seed, epoch])
         order = rng.permutation(n)
-        if distorted is not None:  # this pass's patterns, in order
-            xs, ys = distorted.patterns(order, distorted.versions_for_pass(rng)[order]), y_train[torch.as_tensor(order)]
-            idx = np.arange(n)
-        else:  # the training set itself, visited as xs[idx]: no copy
-            xs, ys, idx = x_train, y_train, order
+        versions = distorted.versions_for_pass(rng)[order] if distorted is not None else None
+        patterns = PassPatterns(x_train, y_train, order, versions, distorted)
         eta = config.eta_for(epoch)
         for group in opt.param_groups:
             group["lr"] = eta
         # h_kk re-estimated on the first patterns of this pass's random order (distorted ones included),
         # then fixed for the pass. DEVIATION(D8): the paper does not say which 500 patterns.
-        opt.estimate_hessian(model, xs[idx[: config.hessian_samples]].to(config.device))
+        x_h, _ = patterns.get(np.arange(min(config.hessian_samples, n)))
+        opt.estimate_hessian(model, x_h.to(config.device))
         h = [opt.state[p]["hessian"] for p in model.parameters()]
         steps = opt.step_sizes()
         with tqdm(
@@ -366,9 +384,9 @@ def train(
             mininterval=0.5,
         ) as bar:
             if engine is not None:
-                result = _numba_pass(engine, opt, xs, ys, idx, config, bar)
+                result = _numba_pass(engine, opt, patterns, config, bar)
             else:
-                result = _torch_pass(model, opt, criterion, xs, ys, idx, config, bar, ddp, place)
+                result = _torch_pass(model, opt, criterion, patterns, config, bar, ddp, place)
         train_seconds = time.perf_counter() - t0
         if not math.isfinite(result.loss) or not all(torch.isfinite(p).all() for p in model.parameters()):
             raise Lenet5Error(
