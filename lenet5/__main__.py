@@ -128,7 +128,7 @@ def cmd_train(args) -> int:
         result = train(None, resume=args.resume, progress=not args.quiet)
     else:
         result = train(_train_config(args), progress=not args.quiet)
-    if args.json:
+    if args.json and result["test"] is not None:  # under torchrun only rank 0 has the final result
         print(
             json.dumps(
                 {
@@ -161,9 +161,9 @@ def cmd_report(args) -> int:
 def cmd_evaluate(args) -> int:
     from .checkpoint import load_model
     from .data import load_mnist
-    from .train import evaluate
+    from .train import evaluate, resolve_device
 
-    model = load_model(args.weights or args.pretrained or "paper", device=args.device)
+    model = load_model(args.weights or args.pretrained or "paper", device=resolve_device(args.device))
     x, y = load_mnist(args.split, args.data_dir, args.dataset, quiet=args.json)
     result = evaluate(model, x, y, device=args.device)
     result.pop("predictions")
@@ -290,6 +290,9 @@ def cmd_serve(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import TrainConfig
+
+    D = TrainConfig()  # noqa: N806 - the defaults of `train` are the config's (the paper's recipe)
     parser = argparse.ArgumentParser(
         prog="lenet5",
         description="LeNet-5 exactly as LeCun, Bottou, Bengio and Haffner (1998) describe it.",
@@ -303,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_data)
 
-    p = sub.add_parser("summary", help="per-layer table: maps, parameters, connections, multiply-accumulates")
+    p = sub.add_parser(
+        "summary", help="per-layer table: maps, parameters, connections, multiply-accumulates", formatter_class=fmt
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_summary)
 
@@ -311,16 +316,19 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train LeNet-5 (the paper's recipe by default) into a run directory", formatter_class=fmt
     )
     _add_data_args(p)
-    p.add_argument("--epochs", type=_positive_int, default=20, help="passes through the training set")
+    p.add_argument("--epochs", type=_positive_int, default=D.epochs, help="passes through the training set")
     p.add_argument(
         "--batch-size", type=_positive_int, default=1, help="patterns per update; 1 = the paper's per-pattern SDLM"
     )
     p.add_argument("--loss", choices=["mse", "map"], default="map", help="mse = Eq. 8, map = Eq. 9 (deviation D4)")
     p.add_argument(
-        "--j", type=_positive_float, default=0.1, help="the constant j of Eq. 9 (our choice; the paper gives none)"
+        "--j", type=_positive_float, default=D.map_j, help="the constant j of Eq. 9 (our choice; the paper gives none)"
     )
     p.add_argument(
-        "--mu", type=_positive_float, default=0.5, help="SDLM damping mu (the paper's 0.02 diverges here: deviation D3)"
+        "--mu",
+        type=_positive_float,
+        default=D.mu,
+        help="SDLM damping mu (the paper's 0.02 diverges here: deviation D3)",
     )
     p.add_argument(
         "--eta",
@@ -333,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--eta-scale", type=_positive_float, default=1.0, help="multiply every eta of the schedule (deviation D3)"
     )
     p.add_argument(
-        "--hessian-samples", type=_positive_int, default=500, help="patterns for the h_kk estimate before each pass"
+        "--hessian-samples",
+        type=_positive_int,
+        default=D.hessian_samples,
+        help="patterns for the h_kk estimate before each pass",
     )
     p.add_argument(
         "--batch-lr-scale",
@@ -360,12 +371,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto = the compiled numba engine for per-pattern CPU training, else torch",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (weights, order, distortions)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--seed", type=_nonneg_int, default=D.seed, help="random seed (weights, order, distortions)")
+    p.add_argument("--device", default=D.device, help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=_nonneg_int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--out-dir", default="runs", help="parent folder of run directories")
     p.add_argument("--run-name", help="run directory name (default: timestamp + recipe)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last completed pass")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last completed pass (with the run's own config.json; other flags "
+        "except --quiet and --json are ignored)",
+    )
     p.add_argument("--dry-run", action="store_true", help="2 passes on 600 patterns: the whole pipeline in seconds")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="finish with one JSON line: run_dir, error_rate, misses, n")
@@ -377,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_args(p)
     _add_data_args(p)
     p.add_argument("--split", choices=["test", "train"], default="test", help="which split to score")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print one JSON object (error_rate in percent, misses, n, ...)")
     p.set_defaults(func=cmd_evaluate)
 
@@ -393,7 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the markdown table")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("report", help="markdown tables (per pass, mean over runs) from run directories vs the paper")
+    p = sub.add_parser(
+        "report",
+        help="markdown tables (per pass, mean over runs) from run directories vs the paper",
+        formatter_class=fmt,
+    )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories of the same recipe (e.g. seeds)")
     p.add_argument("--title", help="a heading for the table")
     p.set_defaults(func=cmd_report)
@@ -429,7 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="distortions: digits to show, one per class (default: %(default)s)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="distortions: the training seed whose copies to show (default: %(default)s)"
+        "--seed",
+        type=_nonneg_int,
+        default=0,
+        help="distortions: the training seed whose copies to show (default: %(default)s)",
     )
     p.set_defaults(func=cmd_plot)
 

@@ -12,7 +12,6 @@ Speeds are reported as ratios to a baseline measured in the same run, since shar
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from .data import load_mnist
+from .errors import Lenet5Error
 from .loss import map_loss
 from .model import LeNet5
 from .optim import SDLM
@@ -193,16 +193,20 @@ def bench_single(x, n: int = 2000) -> dict:
             "goal": "p50 <= 0.3 ms", "met": p50 <= 0.3}  # fmt: skip
 
 
-def bench_memory(quick: bool) -> dict:
+def bench_memory(quick: bool, data_dir=None) -> dict:
     """Peak RSS of a real `lenet5 train` process: one full pass (or 5,000 patterns with --quick)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "lenet5", "train", "--quiet", "--epochs", "1", "--no-train-eval",
                "--out-dir", tmp, "--run-name", "mem"] + (["--train-subset", "5000"] if quick else [])  # fmt: skip
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)  # reaps the child and returns its own resource usage
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        cmd += ["--data-dir", str(data_dir)] if data_dir else []
+        with open(os.path.join(tmp, "stderr"), "w+") as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)  # reaps the child and returns its own resource usage
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            err.seek(0)
+            last = (err.read().strip().splitlines() or ["no message"])[-1]
         if proc.returncode != 0:
-            raise RuntimeError(f"the training run for the memory row failed (exit {proc.returncode})")
+            raise Lenet5Error(f"the training run of the memory row failed: {last}")
     peak_mib = usage.ru_maxrss / 1024  # Linux reports KiB
     return {"row": "peak memory of a training run (MiB RSS)", "ours": peak_mib, "baseline": None,
             "baseline_name": "-", "ratio": None, "goal": "<= 1024 MiB", "met": peak_mib <= 1024}  # fmt: skip
@@ -224,12 +228,16 @@ def machine() -> dict:
 
 def run_bench(seconds: float = 2.0, repeats: int = 3, quick: bool = False, data_dir=None) -> dict:
     """Measure every row; ``quick`` shortens the timings and the memory run (for tests)."""
+    from .engine import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        raise Lenet5Error("lenet5 bench measures the compiled engine, which needs numba: pip install 'lenet5[fast]'")
     x, y = load_mnist("train", data_dir, limit=4096)
     torch.manual_seed(0)
     rows = [bench_per_pattern(x, y, seconds, repeats), bench_minibatch(x, y, seconds, repeats)]
     rows += bench_inference(x, seconds, repeats)
     rows.append(bench_single(x, n=200 if quick else 2000))
-    rows.append(bench_memory(quick))
+    rows.append(bench_memory(quick, data_dir))
     return {"machine": machine(), "rows": rows, "command": " ".join(["lenet5", "bench", *sys.argv[2:]])}
 
 
@@ -257,7 +265,3 @@ def markdown(result: dict) -> str:
         ours = _fmt(r["ours"], r["row"]) + (f" (p99 {r['p99']:.3f})" if "p99" in r else "")
         lines.append(f"| {r['row']} | {ours} | {base} | {ratio} | {r['goal']} | {'yes' if r['met'] else 'no'} |")
     return "\n".join(lines) + "\n"
-
-
-def main_json(result: dict) -> str:
-    return json.dumps(result)

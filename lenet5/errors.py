@@ -14,4 +14,12 @@ class CheckpointError(Lenet5Error, ValueError):
 
 
 class ImageError(Lenet5Error, ValueError):
-    """An image cannot be read or holds nothing to classify."""
+    """An image cannot be read or holds nothing to classify.
+
+    ``reason`` says which, for callers that map it (the web server's HTTP codes): 'missing', 'empty',
+    'too-large', 'not-an-image', 'corrupt' or 'no-digit'.
+    """
+
+    def __init__(self, message: str, reason: str = "no-digit") -> None:
+        super().__init__(message)
+        self.reason = reason

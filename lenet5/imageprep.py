@@ -27,6 +27,7 @@ digits in one image (see :func:`lenet5.predict.read_string`).
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -79,45 +80,51 @@ class InkImage:
 
 
 # ---- loading -------------------------------------------------------------------------------------
-def open_image(path: str | os.PathLike) -> Image.Image:
-    """Load the first frame of an image file, EXIF rotation applied.
+def open_image(source: str | os.PathLike | io.BufferedIOBase, name: str | None = None, max_pixels: int = MAX_PIXELS):
+    """Load the first frame of an image (a path or a binary file object), EXIF rotation applied.
+
+    The size is checked from the header, before anything is decoded.
 
     Raises:
-        ImageError: missing, empty, truncated or not an image, or larger than :data:`MAX_PIXELS`.
+        ImageError: missing, empty, truncated or not an image, or larger than ``max_pixels``; its
+            ``reason`` names which.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory, not an image")
+    is_path = isinstance(source, str | os.PathLike)
+    name = name or (str(source) if is_path else "image")
+    if is_path:
+        path = Path(source)
+        if path.is_dir():
+            raise ImageError(f"{name}: is a directory, not an image", "missing")
     try:
-        if path.stat().st_size == 0:
-            raise ImageError(f"{path}: empty file")
+        if is_path and Path(source).stat().st_size == 0:
+            raise ImageError(f"{name}: empty file", "empty")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                _check_size(image, path)
+            with Image.open(source) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageError(
+                        f"{name}: refused: {width}x{height} is over {max_pixels:,} pixels (decompression bomb?)",
+                        "too-large",
+                    )
+                if width == 0 or height == 0:
+                    raise ImageError(f"{name}: empty image ({width}x{height})", "empty")
                 image.seek(0)  # animated GIF/WebP/APNG, multi-page TIFF: the first frame
                 image.load()
                 return ImageOps.exif_transpose(image)  # a copy: the file is closed on return
     except ImageError:
         raise
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+        raise ImageError(f"{name}: no such file", "missing") from None
     except PermissionError:
-        raise ImageError(f"{path}: cannot read (permission denied)") from None
+        raise ImageError(f"{name}: cannot read (permission denied)", "missing") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image Pillow can read") from None
+        raise ImageError(f"{name}: not an image Pillow can read", "not-an-image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{path}: refused: too many pixels (over {MAX_PIXELS:,}; decompression bomb?)") from None
+        message = f"{name}: refused: too many pixels (over {max_pixels:,}; decompression bomb?)"
+        raise ImageError(message, "too-large") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(f"{path}: truncated or corrupt image ({_first_line(e)})") from None
-
-
-def _check_size(image: Image.Image, path: Path) -> None:
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise ImageError(f"{path}: refused: {width}x{height} is over {MAX_PIXELS:,} pixels (decompression bomb?)")
-    if width == 0 or height == 0:
-        raise ImageError(f"{path}: empty image ({width}x{height})")
+        raise ImageError(f"{name}: truncated or corrupt image ({_first_line(e)})", "corrupt") from None
 
 
 def _first_line(e: BaseException) -> str:

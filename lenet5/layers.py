@@ -27,16 +27,6 @@ def squash_derivative(a: torch.Tensor) -> torch.Tensor:
     return SQUASH_A * SQUASH_S * (1.0 - torch.tanh(SQUASH_S * a) ** 2)
 
 
-class ScaledTanh(nn.Module):
-    """:func:`squash` as a module."""
-
-    def forward(self, a: torch.Tensor) -> torch.Tensor:
-        return squash(a)
-
-    def extra_repr(self) -> str:
-        return f"A={SQUASH_A}, S={SQUASH_S:.4f}"
-
-
 INIT_RULES = ("fan-in", "sqrt-fan-in")
 
 

@@ -10,23 +10,47 @@ from .config import PAPER_TEST_ERROR, PAPER_TRAIN_ERROR_PASS19
 from .errors import Lenet5Error
 
 
-def read_run(run_dir: str | Path) -> dict:
-    """A run's config and per-pass metrics."""
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The per-pass metrics of a run directory (its metrics.jsonl), each line checked."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise Lenet5Error(f"{run_dir}: no such run directory")
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise Lenet5Error(f"{run_dir}: no metrics.jsonl (not a run directory, or no pass has completed yet)")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise Lenet5Error(f"{path}: line {number} is not JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("epoch"), int) or row.get("test_error") is None:
+            raise Lenet5Error(f"{path}: line {number} has no epoch and test_error")
+        rows.append(row)
+    if not rows:
+        raise Lenet5Error(f"{path}: empty (no pass has completed yet)")
+    return rows
+
+
+def read_run(run_dir: str | Path) -> dict:
+    """A run's config (config.json) and per-pass metrics."""
+    metrics = read_metrics(run_dir)
+    path = Path(run_dir) / "config.json"
     try:
-        config = json.loads((run_dir / "config.json").read_text())
-        metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        config = json.loads(path.read_text()) if path.exists() else {}  # a bare metrics.jsonl is enough
     except (OSError, ValueError) as e:
-        raise Lenet5Error(f"{run_dir}: not a readable run directory ({e})") from None
-    if not metrics:
-        raise Lenet5Error(f"{run_dir}: no completed pass yet")
+        raise Lenet5Error(f"{run_dir}: no readable config.json ({e})") from None
+    if not isinstance(config, dict):
+        raise Lenet5Error(f"{run_dir}: config.json does not hold a config")
     return {"dir": str(run_dir), "config": config, "metrics": metrics}
 
 
-def _mean_sd(values: list[float]) -> str:
+def _mean_sd(values: list[float], fmt: str = ".2f") -> str:
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+        return format(values[0], fmt)
+    return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -78,7 +102,7 @@ def markdown(run_dirs: list[str | Path], title: str | None = None) -> str:
             f"Training error after pass 19: {_mean_sd(s['train_error_pass19'])}%; paper: {PAPER_TRAIN_ERROR_PASS19}%."
         )
     lines.append(
-        f"Wall time per run: {_mean_sd([t / 60 for t in s['seconds']])} min (training + per-pass evaluation); "
-        f"training speed {_mean_sd(s['patterns_per_second'])} patterns/s."
+        f"Wall time per run: {_mean_sd([t / 60 for t in s['seconds']], '.1f')} min (training + per-pass evaluation); "
+        f"training speed {_mean_sd(s['patterns_per_second'], ',.0f')} patterns/s."
     )
     return "\n".join(lines) + "\n"

@@ -32,18 +32,16 @@ import json
 import socket
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import PIXEL_BACKGROUND, PIXEL_FOREGROUND, SQUASH_A
 from .data import to_field
 from .errors import ImageError, Lenet5Error
-from .imageprep import digit_from_grey, image_to_grey, prepare_array
+from .imageprep import digit_from_grey, image_to_grey, open_image, prepare_array
 from .predict import confidence
 
 WEB = Path(__file__).resolve().with_name("web")  # the page: index.html, app.js, style.css
@@ -76,28 +74,13 @@ def image_bytes_to_grey(data: bytes) -> np.ndarray:
     if not data:
         raise ApiError(400, "empty upload")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:  # reads the header only: the size is known, nothing decoded
-                width, height = image.size
-                if width * height > MAX_UPLOAD_PIXELS:
-                    raise ApiError(413, f"image refused: {width}x{height} is over {MAX_UPLOAD_PIXELS:,} pixels")
-                if width == 0 or height == 0:
-                    raise ApiError(400, f"empty image ({width}x{height})")
-                image.seek(0)  # animated GIF/WebP/APNG, multi-page TIFF: the first frame
-                image.load()
-                image = ImageOps.exif_transpose(image)
-    except UnidentifiedImageError:
-        raise ApiError(415, "not an image Pillow can read (PNG, JPEG, WebP, GIF, BMP, TIFF...)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ApiError(413, f"image refused: over {MAX_UPLOAD_PIXELS:,} pixels (decompression bomb?)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise ApiError(400, f"truncated or corrupt image ({first})") from None
-    try:
+        image = open_image(io.BytesIO(data), "image", MAX_UPLOAD_PIXELS)
         return image_to_grey(image)
     except ImageError as e:
-        raise ApiError(415, str(e)) from None
+        raise ApiError(HTTP_STATUS.get(e.reason, 400), str(e)) from None
+
+
+HTTP_STATUS = {"too-large": 413, "not-an-image": 415}  # ImageError reasons; the others are 400
 
 
 def json_to_pixels(body: bytes) -> np.ndarray:

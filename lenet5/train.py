@@ -11,6 +11,7 @@ with exactly the weights of an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -26,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
-from .config import PAPER_TEST_ERROR, PAPER_TRAIN_ERROR_PASS19, TrainConfig, batch_step_scale
+from .config import PAPER_TEST_ERROR, PAPER_TRAIN_ERROR_PASS19, TrainConfig, batch_step_scale, valid_device
 from .data import load_mnist
 from .distort import DistortedSet
 from .errors import Lenet5Error
@@ -196,13 +197,15 @@ def _numba_pass(engine, opt, patterns: PassPatterns, config, bar) -> PassResult:
     """One pass in the compiled engine: per-pattern updates, or one update per mini-batch."""
     engine.set_steps(opt.step_sizes())
     bs = config.batch_size
-    scale = batch_step_scale(config.batch_lr_scale, bs)  # the engine's batch gradient is a sum
     chunk = 2000 if bs == 1 else bs
     n = len(patterns)
     loss_sum, errors, done = 0.0, 0, 0
     for start in range(0, n, chunk):
         xb, yb = patterns.get(np.arange(start, min(start + chunk, n)))
-        loss, err = engine.train(xb, yb) if bs == 1 else engine.train_batch(xb, yb, scale)
+        if bs == 1:
+            loss, err = engine.train(xb, yb)
+        else:  # the engine's batch gradient is a sum; the rule's factor uses this batch's size (the last is short)
+            loss, err = engine.train_batch(xb, yb, batch_step_scale(config.batch_lr_scale, len(yb)))
         loss_sum, errors, done = loss_sum + loss, errors + err, done + len(yb)
         if not math.isfinite(loss_sum):
             break
@@ -234,11 +237,45 @@ def paper_comparison(history: list[dict], config: TrainConfig) -> str:
     return "\n".join(lines)
 
 
-def _read_config(run_dir) -> dict:
+def _resume_config(run_dir: Path) -> TrainConfig:
+    """The config of a run to resume, validated; stale temp files of killed writers are removed."""
     try:
-        return json.loads((Path(run_dir) / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise Lenet5Error(f"{run_dir}: cannot resume: no readable config.json ({e})") from None
+        data = json.loads((run_dir / "config.json").read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        config = TrainConfig.from_dict(data)
+    except (OSError, ValueError, TypeError) as e:
+        raise Lenet5Error(f"{run_dir}: cannot resume: config.json does not describe a run ({e})") from None
+    for stale in run_dir.glob(".*.tmp"):  # left by a writer that was killed before its rename
+        stale.unlink(missing_ok=True)
+    return config
+
+
+def _start_run_dir(run_dir: Path, config: TrainConfig, resumed: bool) -> None:
+    """Write config.json (new runs) and append this code's commit to commit.txt (provenance)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise Lenet5Error(f"{run_dir}: cannot create the run directory ({e.strerror or e})") from None
+    if not resumed:
+        atomic_write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+    commit = _git_commit()
+    if commit:  # which code made (or continued) this run; '+dirty' marks uncommitted changes
+        old = (run_dir / "commit.txt").read_text() if (run_dir / "commit.txt").exists() else ""
+        atomic_write_text(run_dir / "commit.txt", old + commit + ("  (resumed)" if resumed else "") + "\n")
+
+
+def resolve_device(device: str) -> str:
+    """Check that ``device`` names a device this machine has; returns it unchanged."""
+    if not valid_device(device):
+        raise Lenet5Error(f"unknown device {device!r}; expected cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise Lenet5Error(f"--device {device} was asked for but torch sees no CUDA device")
+        index = int(device[5:]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise Lenet5Error(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def _git_commit() -> str | None:
@@ -263,10 +300,6 @@ def _barrier(place: Distributed) -> None:
         import torch.distributed as dist
 
         dist.barrier()
-
-
-def model_on_cuda(model: torch.nn.Module) -> bool:
-    return next(model.parameters()).device.type == "cuda"
 
 
 def _run_dir(config: TrainConfig) -> Path:
@@ -296,48 +329,41 @@ def train(
     """
     log = log or (lambda s: print(s, flush=True))
     start_epoch, history = 0, []
-    place = init_distributed(config if resume is None else TrainConfig.from_dict(_read_config(resume)))
-    if not place.main:
-        log, progress = (lambda s: None), False
     if resume is not None:
         run_dir = Path(resume)
-        for stale in run_dir.glob(".*.tmp"):  # left by a writer that was killed before its rename
-            stale.unlink(missing_ok=True)
-        try:
-            config = TrainConfig.from_dict(_read_config(run_dir))
-        except (TypeError, ValueError) as e:
-            raise Lenet5Error(f"{run_dir}: cannot resume: config.json does not describe a run ({e})") from None
+        config = _resume_config(run_dir)
     else:
+        config = dataclasses.replace(config)  # never change the caller's object
         run_dir = _run_dir(config)
         if (run_dir / "checkpoint.pt").exists():
             raise Lenet5Error(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-name")
-        if place.main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-            commit = _git_commit()
-            if commit:  # provenance: which code made this run (a checkout with uncommitted changes says so)
-                atomic_write_text(run_dir / "commit.txt", commit + "\n")
+    place = init_distributed(config)
+    if not place.main:
+        log, progress = (lambda s: None), False
+    if place.world > 1:
+        if config.batch_size == 1:
+            raise Lenet5Error("torchrun training needs mini-batches (--batch-size >= the number of processes)")
+        config.engine = "torch"
+        if config.device.startswith("cuda"):
+            config.device = f"cuda:{place.local_rank}"
+    config.device = resolve_device(config.device)
+    engine_name = choose_engine(config)  # every check before the first write
+    if place.main:
+        _start_run_dir(run_dir, config, resumed=resume is not None)
 
     set_determinism(config.seed, config.threads)
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise Lenet5Error("--device cuda was asked for but torch sees no CUDA device")
     x_train, y_train = load_mnist("train", config.data_dir, config.dataset, config.train_subset, quiet=not progress)
     x_test, y_test = load_mnist("test", config.data_dir, config.dataset, config.test_subset, quiet=not progress)
 
     model = LeNet5(config.model)
     if resume is not None and (run_dir / "checkpoint.pt").exists():
         payload = read_checkpoint(run_dir / "checkpoint.pt")
+        if not isinstance(payload.get("epoch"), int) or not isinstance(payload.get("history"), list):
+            raise Lenet5Error(f"{run_dir / 'checkpoint.pt'}: not a training checkpoint (no epoch and history)")
         model = model_from_checkpoint(payload, str(run_dir / "checkpoint.pt"))
-        start_epoch, history = int(payload["epoch"]), list(payload["history"])
+        start_epoch, history = payload["epoch"], list(payload["history"])
         log(f"resuming {run_dir} after pass {start_epoch}")
-    if place.world > 1 and config.device.startswith("cuda"):
-        config.device = f"cuda:{place.local_rank}"
     model.to(config.device)
-    if place.world > 1:
-        if config.batch_size == 1:
-            raise Lenet5Error("torchrun training needs mini-batches (--batch-size >= the number of processes)")
-        config.engine = "torch"
-    engine_name = choose_engine(config)
     engine = None
     if engine_name == "numba":
         from .engine import NumbaEngine
@@ -346,7 +372,7 @@ def train(
     ddp = None
     if place.world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[place.local_rank] if model_on_cuda(model) else None
+            model, device_ids=[place.local_rank] if config.device.startswith("cuda") else None
         )
     opt = SDLM(model.parameters(), lr=config.eta_for(0), mu=config.mu)
     criterion = loss_fn(config.loss, config.map_j)
@@ -423,6 +449,10 @@ def train(
         log(format_pass(metrics, config.epochs))
         _barrier(place)
 
+    if place.world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
     if not place.main:
         return {"run_dir": str(run_dir), "history": history, "test": None, "engine": engine_name}
     final = evaluate(model, x_test, y_test, device=config.device)

@@ -66,9 +66,13 @@ def test_distorted_set_is_fixed_by_the_seed_and_covers_ten_versions(mnist):
 
 def test_twenty_passes_see_about_the_papers_number_of_distinct_patterns():
     """Each pass shows each digit in one of its 10 versions: 20 passes see ~60,000 x 10 x (1 - 0.9^20)."""
-    rng = np.random.default_rng(3)
     n = 60000
+    fields = torch.zeros(n, 1, 32, 32)
+    dataset = DistortedSet(fields, seed=0)
     seen = np.zeros((n, COPIES + 1), bool)
-    for _ in range(20):
-        seen[np.arange(n), rng.integers(0, COPIES + 1, n)] = True
+    for epoch in range(20):
+        versions = dataset.versions_for_pass(np.random.default_rng([0, epoch]))
+        assert versions.shape == (n,)
+        seen[np.arange(n), versions] = True
     assert seen.sum() == pytest.approx(n * 10 * (1 - 0.9**20), rel=0.01)
+    assert seen.sum() / len(dataset) == pytest.approx(0.878, abs=0.01)

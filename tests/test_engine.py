@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -111,6 +112,16 @@ def test_inference_matches_the_torch_model_on_the_test_set(mnist):
         ref = model(mnist[2]).numpy()
     assert float(abs(penalties - ref).max()) <= 1e-4 * float(abs(ref).max())
     assert (penalties.argmin(1) == ref.argmin(1)).all()
+
+
+def test_rational_tanh_matches_tanh_everywhere():
+    """The engine's tanh (a rational fit) is within 6e-8 of the true tanh over [-20, 20] (PAPER_NOTES.md)."""
+    from lenet5.engine import _tanh
+
+    grid = np.linspace(-20, 20, 400_001).astype(np.float32)
+    approx = np.array([_tanh(v) for v in grid[::50]], dtype=np.float64)
+    exact = np.tanh(grid[::50].astype(np.float64))
+    assert float(np.abs(approx - exact).max()) < 6e-8
 
 
 def test_engine_refuses_what_it_cannot_run():

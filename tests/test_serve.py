@@ -269,7 +269,7 @@ def test_burst_gets_503_quickly(model, mnist_test):
         r = c.post("/api/predict", files=files)
         assert_error(r, 503, "busy")
         assert r.headers["retry-after"] == "1"
-        assert time.monotonic() - started < 2.0  # shed after 0.2 s, not queued behind the first
+        assert time.monotonic() - started < 10.0  # shed (after 0.2 s), not queued behind the held first request
         gated.release.set()
         holder.join(20)
         assert first["r"].status_code == 200 and first["r"].json()["digit"] == 7

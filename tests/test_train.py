@@ -161,10 +161,40 @@ def test_cli_refuses_bad_values_before_any_work(tmp_path):
         (("train", "--eta", "0"), "must be a finite number > 0"),
         (("train", "--resume", str(tmp_path / "nothing")), "not a run directory"),
         (("evaluate", "--weights", str(tmp_path / "missing.pt")), "no such weights file"),
+        (("train", "--seed", "-1"), "must be >= 0"),
+        (("train", "--device", "tpu"), "unknown device"),
+        (("evaluate", "--device", "gpu"), "unknown device"),
+        (("train", "--out-dir", "/proc/nope", "--dry-run"), "cannot create the run directory"),
+        (("plot", "rbf", "--out", "/proc/nope/x.png"), "cannot write"),
     ]:
         r = run_cli(*args)
         assert r.returncode != 0 and text in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr
+
+
+def test_bad_resume_config_is_one_line(tmp_path):
+    for content in ("[]", '{"epochs": 0}', "not json"):
+        (tmp_path / "config.json").write_text(content)
+        r = run_cli("train", "--resume", str(tmp_path))
+        assert r.returncode == 1 and "cannot resume" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_without_cuda_is_refused_before_writing_anything(tmp_path):
+    r = run_cli("train", "--device", "cuda", "--dry-run", "--out-dir", str(tmp_path), "--run-name", "x")
+    assert r.returncode == 1 and "no CUDA device" in r.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_numba_and_torch_minibatch_steps_agree_with_a_short_last_batch(tmp_path):
+    """One pass of 1,000 patterns in batches of 64 (the last has 40): both engines end at the same weights."""
+    common = dict(epochs=1, train_subset=1000, test_subset=100, train_eval=False, batch_size=64, out_dir=str(tmp_path))
+    a = train(TrainConfig(**common, engine="torch", run_name="t"), progress=False, log=_quiet)
+    b = train(TrainConfig(**common, engine="numba", run_name="n"), progress=False, log=_quiet)
+    wa = read_checkpoint(a["run_dir"] + "/weights.pt")["state_dict"]
+    wb = read_checkpoint(b["run_dir"] + "/weights.pt")["state_dict"]
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], rtol=1e-4, atol=1e-5 * float(wa[k].abs().max())), k
 
 
 def test_existing_run_directory_is_not_overwritten(tmp_path):
