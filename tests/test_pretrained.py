@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -41,3 +42,21 @@ def test_cli_evaluate_pretrained_json():
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["n"] == 10000 and info["error_rate"] <= 1.0 and info["misses"] == round(info["error_rate"] * 100)
+
+
+@pytest.mark.slow
+def test_this_code_reproduces_the_reported_runs_bit_for_bit(tmp_path):
+    """The README's numbers come from results/runs/: one pass of paper-s2 (and of distort-s2) run again on
+    this code gives the same loss and test error to the last digit (the engine and data are deterministic)."""
+    from lenet5.config import TrainConfig
+    from lenet5.report import read_run
+    from lenet5.train import train
+
+    root = Path(__file__).resolve().parents[1] / "results" / "runs"
+    for name in ("paper-s2", "distort-s2"):
+        recorded = read_run(root / name)
+        config = TrainConfig.from_dict(recorded["config"])
+        config.epochs, config.train_eval, config.out_dir, config.run_name = 1, False, str(tmp_path), name
+        again = train(config, progress=False, log=lambda _: None)["history"][0]
+        first = recorded["metrics"][0]
+        assert (again["loss"], again["test_error"]) == (first["loss"], first["test_error"]), name
