@@ -13,6 +13,6 @@ if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 python=$(scripts/venv.sh fast,plot,export,serve,dev)
-"$python" -m ruff check .
-"$python" -m ruff format --check .
+"$python" -m ruff check lenet5 tests scripts
+"$python" -m ruff format --check lenet5 tests scripts
 exec "$python" -m pytest "$@"
