@@ -229,6 +229,31 @@ def test_body_over_the_limit(url, client):
     assert_error(r, 413, "over the limit")
 
 
+def test_clients_that_vanish_or_stall_do_not_take_the_server_down(url, client, mnist_test):
+    """Clients that disconnect half-way through an upload, and clients that send a few bytes and stall,
+    while a normal client keeps getting answers; afterwards the server is healthy."""
+    host, port = url.removeprefix("http://").split(":")
+    png = png_of(mnist_test[0][0])
+    head = (
+        f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {len(png)}\r\n\r\n"
+    ).encode()
+    for _ in range(10):  # gone mid-request
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(head + png[: len(png) // 2])
+    stalled = [socket.create_connection((host, int(port)), timeout=10) for _ in range(10)]
+    try:
+        for s in stalled:
+            s.sendall(head[:20])  # a few bytes of the request line, then nothing
+        started = time.monotonic()
+        r = client.post("/api/predict", files={"file": ("7.png", png, "image/png")})
+        assert r.status_code == 200 and r.json()["digit"] == int(mnist_test[1][0])
+        assert time.monotonic() - started < 10.0  # not held up by the stalled connections
+    finally:
+        for s in stalled:
+            s.close()
+    assert client.get("/api/health").json()["status"] == "ok"
+
+
 def test_static_files_stay_inside_web(url):
     assert raw_get(url, "/app.js")[0] == 200
     for path in ["/../serve.py", "/../../pyproject.toml", "/%2e%2e/serve.py", "/..%2fserve.py", "/web/../serve.py"]:
