@@ -74,13 +74,6 @@ def _squash(a):
 @njit(cache=True, error_model="numpy", fastmath=True)
 def _forward(xf, weights, table_out, table_in, prototypes, buffers):  # pragma: no cover - compiled
     """The forward pass of one pattern (xf: the flattened 32x32 field) into ``buffers``. Returns the argmin."""
-    _convolutions(xf, weights, table_out, table_in, buffers)
-    return _head(weights, prototypes, buffers)
-
-
-@njit(cache=True, error_model="numpy", fastmath=True)
-def _convolutions(xf, weights, table_out, table_in, buffers):  # pragma: no cover - compiled
-    """C1 to S4 of one pattern into ``buffers`` (o4: the 16 maps of 5x5 that C5 reads)."""
     c1w, c1b, s2w, s2b, c3w, c3b, s4w, s4b, c5w, c5b, f6w, f6b = weights
     o1, o2, o3, o4, o5, o6, d1, d2, d3, d4, d5, d6, pen, sum2, sum4 = buffers
     # C1: 6 maps, wide layout (6, 892), row stride 32
@@ -134,13 +127,6 @@ def _convolutions(xf, weights, table_out, table_in, buffers):  # pragma: no cove
                 s = o3[m, r] + o3[m, r + 1] + o3[m, r + W2] + o3[m, r + W2 + 1]
                 sum4[m, i * H4 + jj] = s
                 o4[m, i * H4 + jj] = _squash(s4w[m] * s + s4b[m])
-
-
-@njit(cache=True, error_model="numpy", fastmath=True)
-def _head(weights, prototypes, buffers):  # pragma: no cover - compiled
-    """C5, F6 and the RBF penalties of the pattern whose S4 maps are in ``buffers``. Returns the argmin."""
-    c1w, c1b, s2w, s2b, c3w, c3b, s4w, s4b, c5w, c5b, f6w, f6b = weights
-    o1, o2, o3, o4, o5, o6, d1, d2, d3, d4, d5, d6, pen, sum2, sum4 = buffers
     o4f = o4.reshape(400)  # in (map, row, col) order, as C5's kernels
     # C5: 120 units, each a dot product over 400 inputs
     for u in range(120):
@@ -390,19 +376,15 @@ def _infer_serial(xs, weights, table_out, table_in, prototypes, buffers, penalti
 
 
 @njit(cache=True, error_model="numpy", fastmath=True, parallel=True)
-def _features(xs, weights, table_out, table_in, buffers, out):  # pragma: no cover - compiled
-    """The S4 maps (N, 400) of xs (N, 32, 32), in len(buffers) parallel chunks."""
+def _infer(xs, weights, table_out, table_in, prototypes, buffers, penalties):  # pragma: no cover - compiled
+    """Penalties (N, 10) of xs (N, 32, 32), in len(buffers) parallel chunks."""
     n_chunks = len(buffers)
     n = xs.shape[0]
     for c in numba.prange(n_chunks):
         buf = buffers[np.int64(c)]
         for p in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            _convolutions(xs[p].reshape(1024), weights, table_out, table_in, buf)
-            out[p] = buf[3].reshape(400)
-
-
-def _squash_array(a: np.ndarray) -> np.ndarray:
-    return (SQUASH_A * np.tanh(SQUASH_S * a)).astype(np.float32)
+            _forward(xs[p].reshape(1024), weights, table_out, table_in, prototypes, buf)
+            penalties[p] = buf[12]
 
 
 def _buffers():
@@ -516,23 +498,12 @@ class NumbaEngine:
         return loss, errors
 
     def infer(self, xs) -> np.ndarray:
-        """The ten penalties of every pattern, (N, 10) float32.
-
-        Small inputs run image by image on this thread. Larger ones run C1 to S4 image by image in
-        parallel chunks, then C5, F6 and the RBF for the whole batch as matrix products (BLAS), where a
-        weight is read once per batch instead of once per image.
-        """
+        """The ten penalties of every pattern, (N, 10) float32, computed in parallel chunks."""
         xs = self._inputs(xs)
+        out = np.empty((len(xs), 10), np.float32)
         chunks = max(1, min(self.threads, len(xs) // 64))  # small inputs are not worth waking threads for
         if chunks == 1:
-            out = np.empty((len(xs), 10), np.float32)
             _infer_serial(xs, self.weights, self.table_out, self.table_in, self.prototypes, self.buffers, out)
-            return out
-        s4 = np.empty((len(xs), 400), np.float32)
-        _features(xs, self.weights, self.table_out, self.table_in, self.chunk_buffers[:chunks], s4)
-        c5w, c5b, f6w, f6b = self.weights[8:12]
-        o5 = _squash_array(s4 @ c5w.reshape(120, 400).T + c5b)  # (N, 120)
-        o6 = _squash_array(o5 @ f6w.T + f6b)  # (N, 84)
-        # sum_j (x_j - w_ij)^2 = |x|^2 - 2 x.w_i + |w_i|^2
-        p = self.prototypes
-        return np.maximum((o6 * o6).sum(1, keepdims=True) - 2.0 * (o6 @ p.T) + (p * p).sum(1), 0.0)
+        else:
+            _infer(xs, self.weights, self.table_out, self.table_in, self.prototypes, self.chunk_buffers[:chunks], out)
+        return out
