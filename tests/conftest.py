@@ -42,3 +42,37 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None, cwd=None)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    """The raw MNIST test split: uint8 images (10000, 28, 28) and labels, as the image tests draw them."""
+    from lenet5.data import load_split_arrays
+
+    return load_split_arrays("mnist", "test")
+
+
+@pytest.fixture(scope="session")
+def model():
+    """The shipped 'paper' weights, in eval mode."""
+    from lenet5.checkpoint import load_model
+
+    return load_model("paper")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Many small batches: one torch thread is faster, and several thrash on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def url():
+    """A real `lenet5 serve` on a free loopback port (tests/serving.py), for the module's tests."""
+    from serving import lenet5_serve
+
+    with lenet5_serve() as base:
+        yield base

@@ -15,9 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from photos import photo, save
-from serving import lenet5_serve
 
-from lenet5.data import load_split_arrays
 from lenet5.predict import predict_images
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -32,17 +30,6 @@ ARGS += ["--disable-sync"]
 UNITS = 280  # the drawing canvas's own units (lenet5/web/app.js: SIZE)
 WAIT_MS = 15_000  # for an answer: the machine is shared with training jobs
 N_MAPS = 1 + 6 + 6 + 16 + 16  # input, C1, S2, C3, S4
-
-
-@pytest.fixture(scope="module")
-def mnist_test():
-    return load_split_arrays("mnist", "test")
-
-
-@pytest.fixture(scope="module")
-def url():
-    with lenet5_serve() as base:
-        yield base
 
 
 @pytest.fixture(scope="module")

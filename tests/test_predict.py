@@ -20,33 +20,13 @@ from conftest import run_cli
 from photos import photo, save
 from PIL import Image, ImageFilter
 
-from lenet5.data import load_split_arrays
 from lenet5.errors import ImageError
 from lenet5.imageprep import MAX_PIXELS, label_components, prepare_array, prepare_image
 from lenet5.predict import confidence, penalties_of, predict_images
 
 N_PHOTOS = 200
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small batches: one thread is faster, and several threads thrash on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def model():
-    from lenet5.checkpoint import load_model
-
-    return load_model("paper")
-
-
-@pytest.fixture(scope="module")
-def mnist_test():
-    return load_split_arrays("mnist", "test")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

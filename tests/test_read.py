@@ -12,38 +12,17 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from conftest import run_cli
 from photos import number_strip, save
 from PIL import Image
 
-from lenet5.data import load_split_arrays
 from lenet5.errors import ImageError
 from lenet5.imageprep import find_ink, image_to_grey
 from lenet5.predict import read_string
 
 N_STRINGS = 60
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small batches: one thread is faster, and several threads thrash on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def model():
-    from lenet5.checkpoint import load_model
-
-    return load_model("paper")
-
-
-@pytest.fixture(scope="module")
-def mnist_test():
-    return load_split_arrays("mnist", "test")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _strings(mnist_test, folder, seed: int, overlap: int = 0, n: int = N_STRINGS):

@@ -19,9 +19,9 @@ import pytest
 import torch
 from conftest import run_cli
 from PIL import Image
-from serving import app_in_thread, lenet5_serve, raw_get
+from serving import app_in_thread, raw_get
 
-from lenet5.data import load_split_arrays, to_field
+from lenet5.data import to_field
 from lenet5.imageprep import prepare_array
 from lenet5.predict import predict_images
 from lenet5.serve import MAX_BODY, MAX_UPLOAD_PIXELS, create_app
@@ -33,27 +33,9 @@ INDICES = [0, 1, 2, 3, 4]  # the first MNIST test digits: 7, 2, 1, 0, 4
 
 
 @pytest.fixture(scope="module")
-def mnist_test():
-    return load_split_arrays("mnist", "test")
-
-
-@pytest.fixture(scope="module")
-def url():
-    with lenet5_serve() as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
 def client(url):
     with httpx.Client(base_url=url, timeout=30) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def model():
-    from lenet5.checkpoint import load_model
-
-    return load_model("paper")
 
 
 def png_of(digit: np.ndarray, side: int = 200) -> bytes:
