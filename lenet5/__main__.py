@@ -42,6 +42,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset", choices=["mnist", "fashion-mnist"], default="mnist", help="dataset (default: %(default)s)"
@@ -49,9 +59,17 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="dataset cache folder (default: $LENET5_DATA or ~/.cache/lenet5)")
 
 
-def _add_weights_args(p: argparse.ArgumentParser) -> None:
+def _add_weights_args(p: argparse.ArgumentParser, several: bool = False) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--weights", help="a weights.pt or checkpoint.pt file from a training run")
+    if several:
+        g.add_argument(
+            "--weights",
+            action="append",
+            help="a weights.pt or checkpoint.pt file from a training run; repeat it to score an ensemble "
+            "(the sum of the networks' penalties)",
+        )
+    else:
+        g.add_argument("--weights", help="a weights.pt or checkpoint.pt file from a training run")
     g.add_argument(
         "--pretrained",
         nargs="?",
@@ -109,7 +127,15 @@ def _train_config(args):
             data_dir=args.data_dir,
             out_dir=args.out_dir,
             run_name=args.run_name,
-            model=ModelConfig(init=args.init, c3_table=args.c3_table),
+            optimizer=args.optimizer,
+            lr=args.lr,
+            schedule=args.schedule,
+            weight_decay=args.weight_decay,
+            label_smoothing=args.label_smoothing,
+            augment=args.augment,
+            noise=args.noise,
+            train_file=getattr(args, "train_file", None),
+            model=ModelConfig(arch=args.arch, init=args.init, c3_table=args.c3_table),
         )
     except ValueError as e:
         raise Lenet5Error(str(e)) from None
@@ -143,6 +169,86 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_boost(args) -> int:
+    from .boost import train_boosted
+
+    config = _train_config(args)
+    train_boosted(config, size=600 if args.dry_run else args.set_size, progress=not args.quiet)
+    return 0
+
+
+def cmd_knn(args) -> int:
+    import time
+
+    from .baselines import knn_predict
+    from .data import load_mnist
+    from .fileio import atomic_write_text
+    from .train import resolve_device
+
+    device = resolve_device(args.device)
+    x_train, y_train = load_mnist("train", args.data_dir, args.dataset, quiet=args.json)
+    x_test, y_test = load_mnist("test", args.data_dir, args.dataset, quiet=args.json)
+    t0 = time.perf_counter()
+    pred = knn_predict(x_train.to(device), y_train.to(device), x_test.to(device), k=args.k).cpu()
+    misses = int((pred != y_test).sum())
+    result = {
+        "error_rate": 100.0 * misses / len(y_test),
+        "misses": misses,
+        "n": len(y_test),
+        "k": args.k,
+        "seconds": time.perf_counter() - t0,
+        "device": device,
+    }
+    if args.out:
+        atomic_write_text(Path(args.out), json.dumps(result) + "\n")
+    print(json.dumps(result) if args.json else f"{args.k}-NN: test error {result['error_rate']:.2f}% ({misses} misses)")
+    return 0
+
+
+def cmd_robustness(args) -> int:
+    from .checkpoint import PRETRAINED, load_model
+    from .data import load_mnist
+    from .fileio import atomic_write_text
+    from .robustness import markdown, robustness
+    from .train import resolve_device
+
+    device = resolve_device(args.device)
+    models = {}
+    for spec in args.models:
+        name, _, path = spec.partition("=")
+        if not path:
+            if spec not in PRETRAINED:
+                raise Lenet5Error(f"{spec!r}: expected NAME=path/to/weights.pt or one of {', '.join(PRETRAINED)}")
+            path = spec
+        models[name] = load_model(path, device=device)
+    x, y = load_mnist("test", args.data_dir, args.dataset, args.test_subset)
+    result = robustness(models, x, y, args.study, device, progress=lambda line: print(line, flush=True))
+    atomic_write_text(Path(args.out), json.dumps(result) + "\n")
+    if args.plot:
+        from .plots import robustness_figure
+
+        robustness_figure(result, args.plot)
+    print(markdown(result))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .compare import ROW_KEYS, SIZE_ROWS, compare, run_rows, size_row
+
+    keys = list(args.run)
+    if keys == ["all"]:
+        keys = list(ROW_KEYS) + [size_row(s).key for s in SIZE_ROWS]
+    if keys:
+        run_rows(keys, Path(args.results), args.seeds, args.device, main)
+    rows = compare(args.results, args.out, args.paper_runs, speed=not args.no_speed, data_dir=args.data_dir)
+    for r in rows:
+        ours = f"{r['mean']:.2f}%" if r["status"] == "ok" else "not run yet"
+        paper = f"{r['paper']}%" if r.get("paper") is not None else "-"
+        print(f"{r['label']:<60} ours {ours:<12} paper {paper}")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import markdown, run_bench
 
@@ -161,12 +267,20 @@ def cmd_report(args) -> int:
 def cmd_evaluate(args) -> int:
     from .checkpoint import load_model
     from .data import load_mnist
+    from .fileio import atomic_write_text
+    from .model import Ensemble
     from .train import evaluate, resolve_device
 
-    model = load_model(args.weights or args.pretrained or "paper", device=resolve_device(args.device))
+    device = resolve_device(args.device)
+    sources = args.weights or [args.pretrained or "paper"]
+    models = [load_model(w, device=device) for w in sources]
+    model = models[0] if len(models) == 1 else Ensemble(models).eval()
     x, y = load_mnist(args.split, args.data_dir, args.dataset, quiet=args.json)
     result = evaluate(model, x, y, device=args.device)
     result.pop("predictions")
+    result["weights"] = [str(w) for w in sources]
+    if args.out:
+        atomic_write_text(Path(args.out), json.dumps(result) + "\n")
     if args.json:
         print(json.dumps(result))
         return 0
@@ -289,38 +403,21 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .config import TrainConfig
+def _add_training_args(p: argparse.ArgumentParser, D) -> None:  # noqa: N803 - D holds TrainConfig's defaults
+    """The flags of a training recipe, shared by train and boost."""
+    from .config import ARCHS, OPTIMIZERS
 
-    D = TrainConfig()  # noqa: N806 - the defaults of `train` are the config's (the paper's recipe)
-    parser = argparse.ArgumentParser(
-        prog="lenet5",
-        description="LeNet-5 exactly as LeCun, Bottou, Bengio and Haffner (1998) describe it.",
-        epilog=EPILOG,
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-
-    p = sub.add_parser("data", help="obtain and verify a dataset, and say where it is", formatter_class=fmt)
-    _add_data_args(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_data)
-
-    p = sub.add_parser(
-        "summary", help="per-layer table: maps, parameters, connections, multiply-accumulates", formatter_class=fmt
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_summary)
-
-    p = sub.add_parser(
-        "train", help="train LeNet-5 (the paper's recipe by default) into a run directory", formatter_class=fmt
-    )
     _add_data_args(p)
     p.add_argument("--epochs", type=_positive_int, default=D.epochs, help="passes through the training set")
     p.add_argument(
         "--batch-size", type=_positive_int, default=1, help="patterns per update; 1 = the paper's per-pattern SDLM"
     )
-    p.add_argument("--loss", choices=["mse", "map"], default="map", help="mse = Eq. 8, map = Eq. 9 (deviation D4)")
+    p.add_argument(
+        "--loss",
+        choices=["mse", "map", "ce"],
+        default="map",
+        help="mse = Eq. 8, map = Eq. 9 (deviation D4), ce = cross-entropy (softmax networks)",
+    )
     p.add_argument(
         "--j", type=_positive_float, default=D.map_j, help="the constant j of Eq. 9 (our choice; the paper gives none)"
     )
@@ -377,25 +474,133 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="runs", help="parent folder of run directories")
     p.add_argument("--run-name", help="run directory name (default: timestamp + recipe)")
     p.add_argument(
+        "--arch",
+        choices=ARCHS,
+        default="lenet5",
+        help="the network: the paper's lenet5, lenet4, lenet1, linear, mlp300; the slides' Keras LeNet-5 "
+        "(slides); a modernised LeNet-5 (modern)",
+    )
+    p.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default=D.optimizer, help="sdlm = the paper's; the others for modern nets"
+    )
+    p.add_argument("--lr", type=_positive_float, default=D.lr, help="peak learning rate of adamw/adam/sgd")
+    p.add_argument(
+        "--schedule", choices=["onecycle", "constant"], default=D.schedule, help="learning rate of adamw/adam/sgd"
+    )
+    p.add_argument("--weight-decay", type=_nonneg_float, default=0.0, help="weight decay of adamw/adam/sgd")
+    p.add_argument("--label-smoothing", type=_nonneg_float, default=0.0, help="label smoothing of the ce loss")
+    p.add_argument(
+        "--augment", action="store_true", help="fresh random affine distortions every pass (modern training)"
+    )
+    p.add_argument(
+        "--noise", type=_nonneg_float, default=0.0, help="salt-and-pepper flip probability while training (Fig. 13)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="2 passes on 600 patterns: the whole pipeline in seconds")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import TrainConfig
+
+    D = TrainConfig()  # noqa: N806 - the defaults of `train` are the config's (the paper's recipe)
+    parser = argparse.ArgumentParser(
+        prog="lenet5",
+        description="LeNet-5 exactly as LeCun, Bottou, Bengio and Haffner (1998) describe it.",
+        epilog=EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser("data", help="obtain and verify a dataset, and say where it is", formatter_class=fmt)
+    _add_data_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser(
+        "summary", help="per-layer table: maps, parameters, connections, multiply-accumulates", formatter_class=fmt
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser(
+        "train", help="train LeNet-5 (the paper's recipe by default) into a run directory", formatter_class=fmt
+    )
+    _add_training_args(p, D)
+    p.add_argument(
+        "--train-file",
+        metavar="FILE.pt",
+        help="train on the tensors x (N,1,32,32) and y (N,) of this torch file instead of the training set",
+    )
+    p.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue an interrupted run from its last completed pass (with the run's own config.json; other flags "
         "except --quiet and --json are ignored)",
     )
-    p.add_argument("--dry-run", action="store_true", help="2 passes on 600 patterns: the whole pipeline in seconds")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="finish with one JSON line: run_dir, error_rate, misses, n")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
         "evaluate", help="test error, confusion matrix, per-class error, misclassified indices", formatter_class=fmt
     )
-    _add_weights_args(p)
+    _add_weights_args(p, several=True)
     _add_data_args(p)
     p.add_argument("--split", choices=["test", "train"], default="test", help="which split to score")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print one JSON object (error_rate in percent, misses, n, ...)")
+    p.add_argument("--out", metavar="FILE.json", help="also write the JSON object to this file")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "boost", help="boosted LeNet-4: three networks, the paper's filtering, outputs added", formatter_class=fmt
+    )
+    _add_training_args(p, D)
+    p.add_argument("--set-size", type=_positive_int, default=60_000, help="filtered patterns for nets 2 and 3")
+    p.set_defaults(func=cmd_boost, arch="lenet4")
+
+    p = sub.add_parser("knn", help="the k-nearest-neighbour baseline of Fig. 9", formatter_class=fmt)
+    _add_data_args(p)
+    p.add_argument("--k", type=int, choices=[1, 3], default=3, help="neighbours that vote")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", metavar="FILE.json", help="also write the JSON object to this file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_knn)
+
+    p = sub.add_parser(
+        "robustness",
+        help="test error against scale, vertical shift, rotation and salt-and-pepper noise (Sec. III-E)",
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "models",
+        nargs="+",
+        metavar="NAME=WEIGHTS",
+        help="models to compare: NAME=path/to/weights.pt, or a shipped name (paper, paper-distort)",
+    )
+    _add_data_args(p)
+    p.add_argument("--study", action="append", choices=["scale", "shift", "rotate", "noise"], help="(default: all)")
+    p.add_argument("--test-subset", type=_nonneg_int, default=0, help="the first N test digits (0 = all)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--out", metavar="FILE.json", default="robustness.json", help="where the curves go")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw the curves (needs the plot extra)")
+    p.set_defaults(func=cmd_robustness)
+
+    p = sub.add_parser(
+        "compare",
+        help="run rows of the Fig. 9 comparison and write RESULTS.md from every result on disk",
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "--run", nargs="+", metavar="ROW", default=[], help="rows to run first (see RESULTS.md); 'all' = every row"
+    )
+    p.add_argument("--seeds", type=_nonneg_int, nargs="+", help="seeds to run (default: each row's own)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for the runs")
+    p.add_argument("--results", default="results/variants", help="folder of the rows' results")
+    p.add_argument("--paper-runs", default="results/runs", help="folder of LeNet-5's own runs (paper-sN, distort-sN)")
+    p.add_argument("--out", default="RESULTS.md", help="the table to write")
+    p.add_argument("--no-speed", action="store_true", help="skip the inference-speed column")
+    p.add_argument("--data-dir", help="dataset cache folder")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
         "bench",

@@ -18,7 +18,7 @@ import torch
 from .config import ModelConfig
 from .errors import CheckpointError
 from .fileio import atomic_path
-from .model import LeNet5
+from .model import LeNet5, build_model
 
 FORMAT_VERSION = 1
 PRETRAINED = {"paper": "lenet5-paper.pt", "paper-distort": "lenet5-paper-distort.pt"}
@@ -67,7 +67,7 @@ def model_from_checkpoint(payload: dict, name: str = "checkpoint") -> LeNet5:
         config = ModelConfig(**payload.get("model_config", {}))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{name}: unusable model config ({e})") from None
-    model = LeNet5(config)
+    model = build_model(config)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as e:

@@ -21,6 +21,9 @@ PAPER_EPOCHS = 20  # Sec. III-C: 20 passes through the training set
 
 
 BATCH_LR_SCALES = ("sqrt", "sum", "mean")
+ARCHS = ("lenet5", "lenet4", "lenet1", "linear", "mlp300", "slides", "modern")
+OPTIMIZERS = ("sdlm", "adamw", "adam", "sgd")
+LOSSES = ("mse", "map", "ce")
 
 
 def valid_device(device: str) -> bool:
@@ -67,7 +70,9 @@ class ModelConfig:
     """The network. The defaults build the paper's LeNet-5 (Sec. II-B, Fig. 2)."""
 
     arch: str = "lenet5"
-    """Architecture: 'lenet5' (the paper's)."""
+    """Architecture: 'lenet5' (the paper's); its siblings 'lenet4' and 'lenet1' and the Fig. 9 baselines
+    'linear' and 'mlp300' (Sec. III-C); 'slides' (the talk slides' Keras LeNet-5) and 'modern' (a
+    LeNet-5-sized network of today's parts, under 60,000 parameters) from modern.py."""
     c3_table: str = "paper"
     """C3 connectivity: 'paper' (Table I, 60 of the 96 map pairs) or 'full' (every S2 map feeds every C3 map)."""
     in_size: int = 32
@@ -77,14 +82,19 @@ class ModelConfig:
     uniform in +-2.4/sqrt(F_i), an option we measured (PAPER_NOTES.md, D1)."""
 
     def __post_init__(self) -> None:
-        if self.arch not in ("lenet5",):
-            raise ValueError(f"unknown arch {self.arch!r}; expected 'lenet5'")
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; expected one of {', '.join(ARCHS)}")
         if self.c3_table not in ("paper", "full"):
             raise ValueError(f"unknown c3_table {self.c3_table!r}; expected 'paper' or 'full'")
         if self.init not in ("fan-in", "sqrt-fan-in"):
             raise ValueError(f"unknown init {self.init!r}; expected 'fan-in' or 'sqrt-fan-in'")
         if self.in_size != 32:
-            raise ValueError(f"in_size must be 32 for LeNet-5, got {self.in_size}")
+            raise ValueError(f"in_size must be 32 (every network reads the 32x32 field), got {self.in_size}")
+
+    @property
+    def paper_family(self) -> bool:
+        """Squashed units with a trunk SDLM can train (everything but 'slides' and 'modern')."""
+        return self.arch not in ("slides", "modern")
 
 
 @dataclass
@@ -99,7 +109,27 @@ class TrainConfig:
     """Patterns per update. 1 is the paper's per-pattern (stochastic) update."""
     loss: str = "map"
     """'mse' (Eq. 8, penalty of the correct class) or 'map' (Eq. 9, the discriminative criterion).
-    DEVIATION(D4): the paper does not say which gave its MNIST numbers; Eq. 9 measured better."""
+    DEVIATION(D4): the paper does not say which gave its MNIST numbers; Eq. 9 measured better.
+    'ce' is cross-entropy on -penalties, for the softmax networks."""
+    optimizer: str = "sdlm"
+    """'sdlm' (the paper's, Appendix C), or 'adamw', 'adam', 'sgd' (Nesterov momentum 0.9) for the
+    modern networks; those use ``lr`` and ``schedule`` instead of eta and mu."""
+    lr: float = 3e-3
+    """Peak learning rate of adamw/adam/sgd."""
+    schedule: str = "onecycle"
+    """Learning rate of adamw/adam/sgd over the run: 'onecycle' (linear warm-up over the first 10% of
+    the steps, then a cosine down to 0) or 'constant'."""
+    weight_decay: float = 0.0
+    """Weight decay of adamw/adam/sgd."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the 'ce' loss."""
+    augment: bool = False
+    """Fresh random affine distortions of every training pattern, every pass (modern training; the
+    paper's fixed 540,000 copies are ``distort``). Ranges: distort.AUGMENT_RANGES."""
+    noise: float = 0.0
+    """Salt-and-pepper noise during training: each pixel flipped with this probability (Fig. 13 used 0.1)."""
+    train_file: str | None = None
+    """Train on the (x, y) tensors of this file instead of the dataset's training set (boosting's nets 2, 3)."""
     map_j: float = 0.1
     """The constant j > 0 of Eq. 9. DEVIATION(D5): the paper gives no value; 0.1 is our choice."""
     mu: float = SDLM_MU
@@ -148,7 +178,21 @@ class TrainConfig:
             ),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
-            (self.loss in ("mse", "map"), f"unknown loss {self.loss!r}; expected mse or map"),
+            (self.loss in LOSSES, f"unknown loss {self.loss!r}; expected {', '.join(LOSSES)}"),
+            (
+                self.optimizer in OPTIMIZERS,
+                f"unknown optimizer {self.optimizer!r}; expected {', '.join(OPTIMIZERS)}",
+            ),
+            (
+                self.optimizer != "sdlm" or self.model.paper_family,
+                f"SDLM trains the paper's networks only; use --optimizer adamw for arch {self.model.arch!r}",
+            ),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.schedule in ("onecycle", "constant"), f"unknown schedule {self.schedule!r}"),
+            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (0 <= self.noise <= 0.5, f"noise must be a flip probability in [0, 0.5], got {self.noise}"),
+            (not (self.augment and self.distort), "--augment and --distort are two ways to distort: choose one"),
             (self.map_j > 0, f"j must be > 0 (Eq. 9), got {self.map_j}"),
             (self.mu > 0, f"mu must be > 0, got {self.mu}"),
             (self.eta_scale > 0, f"eta scale must be > 0, got {self.eta_scale}"),

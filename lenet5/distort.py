@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import PIXEL_BACKGROUND
+from .config import PIXEL_BACKGROUND, PIXEL_FOREGROUND
 
 # Uniform ranges of the five distortion parameters. DEVIATION(D6): our choice, sized so that the
 # central 20x20 box of the 32x32 field (where MNIST puts the digit) always stays inside the field.
@@ -29,12 +29,20 @@ RANGES = {
     "shear": (-0.2, 0.2),  # horizontal shear: x' = x + shear * y
 }
 COPIES = 9  # distorted copies per training digit (540,000 / 60,000)
+# Wider ranges for the fresh-every-pass augmentation of modern training (--augment); our choice.
+AUGMENT_RANGES = {
+    "tx": (-2.5, 2.5),
+    "ty": (-2.5, 2.5),
+    "scale": (0.85, 1.15),
+    "squeeze": (0.9, 1.1),
+    "shear": (-0.3, 0.3),
+}
 
 
-def sample_params(n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 5) distortion parameters (tx, ty, scale, squeeze, shear), uniform in :data:`RANGES`."""
-    lo = np.array([r[0] for r in RANGES.values()])
-    hi = np.array([r[1] for r in RANGES.values()])
+def sample_params(n: int, rng: np.random.Generator, ranges: dict = RANGES) -> np.ndarray:
+    """(n, 5) distortion parameters (tx, ty, scale, squeeze, shear), uniform in ``ranges``."""
+    lo = np.array([r[0] for r in ranges.values()])
+    hi = np.array([r[1] for r in ranges.values()])
     return (lo + (hi - lo) * rng.random((n, len(RANGES)))).astype(np.float32)
 
 
@@ -65,18 +73,30 @@ def distort(fields: torch.Tensor, params: np.ndarray | torch.Tensor) -> torch.Te
     Returns:
         (N, 1, S, S) distorted inputs, bilinear interpolation, background outside the original field.
     """
+    return warp(fields, affine_matrices(params))
+
+
+def warp(fields: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Apply the forward affine maps ``m`` (N, 2, 3), in pixels about the field centre, to (N, 1, S, S)
+    inputs: bilinear, background outside the original field."""
     n, _, size, _ = fields.shape
-    m = affine_matrices(params)
     # grid_sample needs the inverse map (output -> input) in normalised coordinates [-1, 1].
     lin, shift = m[:, :, :2], m[:, :, 2:]
     inv_lin = torch.linalg.inv(lin)
     inv_shift = -inv_lin @ shift
     half = size / 2.0
-    theta = torch.cat([inv_lin, inv_shift / half], dim=2).to(torch.float32)  # (N, 2, 3)
+    theta = torch.cat([inv_lin, inv_shift / half], dim=2).to(fields.device, torch.float32)  # (N, 2, 3)
     grid = F.affine_grid(theta, (n, 1, size, size), align_corners=False)
     ink = fields - PIXEL_BACKGROUND  # background 0, so zero padding is background
     out = F.grid_sample(ink, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out + PIXEL_BACKGROUND
+
+
+def salt_and_pepper(fields: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
+    """Flip each pixel with probability ``p`` (Sec. III-E, Fig. 13): background becomes full ink and ink
+    background; grey levels are mirrored, v -> (-0.1 + 1.175) - v. Returns a new tensor."""
+    flip = torch.as_tensor(rng.random(fields.shape) < p, device=fields.device)
+    return torch.where(flip, (PIXEL_BACKGROUND + PIXEL_FOREGROUND) - fields, fields)
 
 
 class DistortedSet:

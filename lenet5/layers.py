@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import INIT_SCALE, SQUASH_A, SQUASH_S
+from .config import INIT_SCALE, PIXEL_BACKGROUND, SQUASH_A, SQUASH_S
 
 
 def squash(a: torch.Tensor) -> torch.Tensor:
@@ -95,11 +95,15 @@ class Subsampling(nn.Module):
     follows in the model. Not average pooling: the coefficient and bias are learned per map.
 
     Shapes: (N, C, H, W) -> (N, C, H/2, W/2). Parameters: weight (C,), bias (C,).
+    With ``repeat`` r > 1 each input map feeds r subsampling maps of their own coefficients (LeNet-4's
+    "8 subsampling maps connected in pairs to each first-layer map"): (N, C/r, H, W) -> (N, C, H/2, W/2).
     """
 
-    def __init__(self, channels: int, size: int = 2, init: str = "fan-in") -> None:
+    def __init__(self, channels: int, size: int = 2, init: str = "fan-in", repeat: int = 1) -> None:
         super().__init__()
-        self.channels, self.size, self.init = channels, size, init
+        if repeat < 1 or channels % repeat:
+            raise ValueError(f"channels ({channels}) must be a multiple of repeat ({repeat})")
+        self.channels, self.size, self.init, self.repeat = channels, size, init, repeat
         self.weight = nn.Parameter(torch.empty(channels))
         self.bias = nn.Parameter(torch.empty(channels))
         self.reset_parameters()
@@ -112,6 +116,8 @@ class Subsampling(nn.Module):
         paper_uniform_(self.bias, self.fan_in(), self.init)
 
     def linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.repeat > 1:
+            x = x.repeat_interleave(self.repeat, dim=1)  # (N, C/r, H, W) -> (N, C, H, W)
         pooled = F.avg_pool2d(x, self.size) * (self.size * self.size)  # (N, C, H/2, W/2): sum of each block
         out = pooled * weight.view(1, -1, 1, 1)
         return out if bias is None else out + bias.view(1, -1, 1, 1)
@@ -120,7 +126,8 @@ class Subsampling(nn.Module):
         return self.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return f"{self.channels}, size={self.size}, init={self.init}"
+        repeat = f", repeat={self.repeat}" if self.repeat > 1 else ""
+        return f"{self.channels}, size={self.size}, init={self.init}{repeat}"
 
 
 # Table I of the paper: the S2 maps (columns 0-5) that feed each C3 map (rows 0-15).
@@ -131,6 +138,41 @@ C3_TABLE: tuple[tuple[int, ...], ...] = (
     (0, 1, 2, 3, 4, 5),  # all six
 )  # fmt: skip
 C3_FULL_TABLE = tuple(tuple(range(6)) for _ in range(16))
+
+# LeNet-1's third layer: 12 maps over the 4 maps of S2. The paper gives no table: DEVIATION(D11). Ours
+# connects 4 maps to one S2 map, 4 to two neighbours and 4 to three (24 kernels), which gives 2,678
+# parameters and about 100,000 multiply-accumulates (the paper: about 2,600 and about 100,000).
+LENET1_C3_TABLE: tuple[tuple[int, ...], ...] = (
+    (0,), (1,), (2,), (3,),
+    (0, 1), (1, 2), (2, 3), (0, 3),
+    (0, 1, 2), (1, 2, 3), (0, 2, 3), (0, 1, 3),
+)  # fmt: skip
+# LeNet-4's third layer: 16 maps over the 8 maps of S2, each connected to 3 of them (48 kernels).
+# DEVIATION(D12): no table is given; 3 inputs per map is what makes about 260,000 connections.
+LENET4_C3_TABLE: tuple[tuple[int, ...], ...] = tuple(
+    tuple(sorted({i % 8, (i + 1) % 8, (i + 2) % 8})) for i in range(8)
+) + tuple(tuple(sorted({i % 8, (i + 3) % 8, (i + 5) % 8})) for i in range(8))
+
+
+class FieldCrop(nn.Module):
+    """The 28x28 MNIST image inside the 32x32 field: the input of the Fig. 9 baselines. No parameters."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., 2:30, 2:30]  # (N,1,32,32) -> (N,1,28,28)
+
+
+class Downsample16(nn.Module):
+    """LeNet-1's input (Sec. III-C): the digit down-sampled to 16x16 and centred in a 28x28 field.
+
+    MNIST's digits fill a 20x20 box, so the 30x30 centre of our 32x32 field is shrunk by 0.8 (antialiased
+    bilinear) to 24x24 and padded with background to 28x28. DEVIATION(D11): the paper does not say how.
+    Fixed, no parameters; (N,1,32,32) -> (N,1,28,28).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ink = x[..., 1:31, 1:31] - PIXEL_BACKGROUND  # background 0, so zero padding is background
+        small = F.interpolate(ink, size=(24, 24), mode="bilinear", antialias=True, align_corners=False)
+        return F.pad(small, (2, 2, 2, 2)) + PIXEL_BACKGROUND
 
 
 class SparseConv2d(nn.Module):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def mse_loss(penalties: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -30,10 +31,18 @@ def map_loss(penalties: torch.Tensor, targets: torch.Tensor, j: float = 0.1) -> 
     return (correct + log_term).mean()
 
 
-def loss_fn(name: str, j: float = 0.1):
-    """The criterion called ``name`` ('mse' for Eq. 8, 'map' for Eq. 9) as f(penalties, targets)."""
+def ce_loss(penalties: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy with -penalties as logits: for the softmax networks, whose penalties are -log p, the
+    mean penalty of the correct class (Eq. 8 read on -log p) when there is no label smoothing."""
+    return F.cross_entropy(-penalties, targets, label_smoothing=label_smoothing)
+
+
+def loss_fn(name: str, j: float = 0.1, label_smoothing: float = 0.0):
+    """The criterion called ``name`` ('mse' for Eq. 8, 'map' for Eq. 9, 'ce') as f(penalties, targets)."""
     if name == "mse":
         return mse_loss
     if name == "map":
         return lambda penalties, targets: map_loss(penalties, targets, j)
-    raise ValueError(f"unknown loss {name!r}; expected mse or map")
+    if name == "ce":
+        return lambda penalties, targets: ce_loss(penalties, targets, label_smoothing)
+    raise ValueError(f"unknown loss {name!r}; expected mse, map or ce")

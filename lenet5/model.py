@@ -4,6 +4,12 @@
     -> Euclidean RBF output, 10 penalties (lower is better)
 
 Every unit up to F6 computes a weighted sum plus a bias and passes it through f(a) = 1.7159 tanh(2a/3).
+
+The same class builds the paper's other networks (Sec. III-C, Fig. 9) from the same layers, chosen by
+``ModelConfig.arch``: LeNet-1, LeNet-4, and the linear classifier and 28x28-300-10 network baselines.
+Their outputs are 10 squashed units read against place-coded targets (+1 for the class, -1 elsewhere),
+so they too return penalties: the squared distance to each class's target, lower is better.
+The modern variants (softmax outputs, ReLU, batch norm) live in modern.py; :func:`build_model` makes any.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from .config import ModelConfig
 from .layers import (
     C3_FULL_TABLE,
     C3_TABLE,
+    LENET1_C3_TABLE,
+    LENET4_C3_TABLE,
+    Downsample16,
+    FieldCrop,
     PaperConv2d,
     PaperLinear,
     RBFOutput,
@@ -26,47 +36,112 @@ from .layers import (
 # Trainable parameters per layer as the paper counts them (Sec. II-B); checked when the model is built.
 PAPER_PARAMS = {"c1": 156, "s2": 12, "c3": 1516, "s4": 32, "c5": 48120, "f6": 10164}
 
+PAPER_ARCHS = ("lenet5", "lenet4", "lenet1", "linear", "mlp300")
+
+
+def place_codes(classes: int = 10) -> torch.Tensor:
+    """Targets of the squashed output units of LeNet-1/LeNet-4 and the baselines: +1 for the class, -1 else."""
+    return 2.0 * torch.eye(classes) - 1.0  # (10, 10)
+
+
+def _layers(config: ModelConfig) -> tuple[nn.Module | None, list[tuple[str, nn.Module]], nn.Module]:
+    """(fixed input step or None, the squashed trainable layers in order, the output) for ``config.arch``."""
+    init = config.init
+    if config.arch == "lenet5":
+        table = C3_TABLE if config.c3_table == "paper" else C3_FULL_TABLE
+        return (
+            None,
+            [
+                ("c1", PaperConv2d(1, 6, 5, init=init)),  # (N,1,32,32) -> (N,6,28,28)
+                ("s2", Subsampling(6, init=init)),  # -> (N,6,14,14)
+                ("c3", SparseConv2d(6, 16, 5, table, init=init)),  # -> (N,16,10,10)
+                ("s4", Subsampling(16, init=init)),  # -> (N,16,5,5)
+                ("c5", PaperConv2d(16, 120, 5, init=init)),  # -> (N,120,1,1)
+                ("f6", PaperLinear(120, 84, init=init)),  # (N,120) -> (N,84)
+            ],
+            RBFOutput(),
+        )  # (N,84) -> (N,10) penalties
+    if config.arch == "lenet4":  # Sec. III-C; the C3 table is ours: DEVIATION(D12)
+        return (
+            None,
+            [
+                ("c1", PaperConv2d(1, 4, 5, init=init)),  # (N,1,32,32) -> (N,4,28,28)
+                ("s2", Subsampling(8, repeat=2, init=init)),  # two maps per C1 map -> (N,8,14,14)
+                ("c3", SparseConv2d(8, 16, 5, LENET4_C3_TABLE, init=init)),  # -> (N,16,10,10)
+                ("s4", Subsampling(16, init=init)),  # -> (N,16,5,5)
+                ("c5", PaperConv2d(16, 120, 5, init=init)),  # 120 units fully connected -> (N,120,1,1)
+                ("f6", PaperLinear(120, 10, init=init)),  # -> (N,10)
+            ],
+            RBFOutput(place_codes()),
+        )
+    if config.arch == "lenet1":  # Sec. III-C: the digit down-sampled to 16x16 in a 28x28 input; DEVIATION(D11)
+        return (
+            Downsample16(),
+            [
+                ("c1", PaperConv2d(1, 4, 5, init=init)),  # (N,1,28,28) -> (N,4,24,24)
+                ("s2", Subsampling(4, init=init)),  # -> (N,4,12,12)
+                ("c3", SparseConv2d(4, 12, 5, LENET1_C3_TABLE, init=init)),  # -> (N,12,8,8)
+                ("s4", Subsampling(12, init=init)),  # -> (N,12,4,4)
+                ("f6", PaperLinear(12 * 4 * 4, 10, init=init)),  # (N,192) -> (N,10)
+            ],
+            RBFOutput(place_codes()),
+        )
+    if config.arch == "linear":  # Fig. 9's linear classifier on the 28x28 pixels
+        return FieldCrop(), [("f6", PaperLinear(28 * 28, 10, init=init))], RBFOutput(place_codes())
+    if config.arch == "mlp300":  # Fig. 9's 28x28-300-10 network
+        return (
+            FieldCrop(),
+            [
+                ("h1", PaperLinear(28 * 28, 300, init=init)),  # (N,784) -> (N,300)
+                ("f6", PaperLinear(300, 10, init=init)),  # -> (N,10)
+            ],
+            RBFOutput(place_codes()),
+        )
+    raise ValueError(f"arch {config.arch!r} is not one of the paper's networks {PAPER_ARCHS}")
+
 
 class LeNet5(nn.Module):
-    """The paper's LeNet-5. ``forward`` returns the ten RBF penalties; ``predict`` their argmin."""
+    """The paper's LeNet-5 (or, by ``config.arch``, LeNet-4, LeNet-1, the linear or the 300-unit baseline).
+
+    ``forward`` returns the ten penalties; ``predict`` their argmin.
+    """
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = config or ModelConfig()
-        table = C3_TABLE if self.config.c3_table == "paper" else C3_FULL_TABLE
-        init = self.config.init
-        self.c1 = PaperConv2d(1, 6, 5, init=init)  # (N,1,32,32) -> (N,6,28,28)
-        self.s2 = Subsampling(6, init=init)  # -> (N,6,14,14)
-        self.c3 = SparseConv2d(6, 16, 5, table, init=init)  # -> (N,16,10,10)
-        self.s4 = Subsampling(16, init=init)  # -> (N,16,5,5)
-        self.c5 = PaperConv2d(16, 120, 5, init=init)  # -> (N,120,1,1)
-        self.f6 = PaperLinear(120, 84, init=init)  # (N,120) -> (N,84)
-        self.output = RBFOutput()  # (N,84) -> (N,10) penalties
-        if self.config.c3_table == "paper":
+        prepare, layers, output = _layers(self.config)
+        self.prepare = prepare or nn.Identity()  # fixed, parameter-free input step (LeNet-1, baselines)
+        self.names = [name for name, _ in layers]
+        for name, layer in layers:
+            self.add_module(name, layer)
+        self.output = output
+        if self.config.arch == "lenet5" and self.config.c3_table == "paper":
             counts = self.param_counts()
             assert counts == PAPER_PARAMS, f"parameter counts {counts} differ from the paper's {PAPER_PARAMS}"
             assert sum(counts.values()) == 60_000
 
     def trunk(self) -> list[tuple[str, nn.Module]]:
-        """The squashed layers C1..F6, in order."""
-        return [("c1", self.c1), ("s2", self.s2), ("c3", self.c3), ("s4", self.s4), ("c5", self.c5), ("f6", self.f6)]
+        """The squashed trainable layers in order (C1..F6 for LeNet-5)."""
+        return [(name, getattr(self, name)) for name in self.names]
 
     def param_counts(self) -> dict[str, int]:
         return {name: sum(p.numel() for p in layer.parameters()) for name, layer in self.trunk()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, 32, 32) inputs scaled as in Sec. II-A -> (N, 10) penalties."""
-        for name, layer in self.trunk():
-            if name == "f6":
-                x = x.flatten(1)  # (N,120,1,1) -> (N,120)
+        x = self.prepare(x)
+        for _, layer in self.trunk():
+            if isinstance(layer, nn.Linear):
+                x = x.flatten(1)  # e.g. (N,120,1,1) -> (N,120)
             x = squash(layer(x))
         return self.output(x)
 
     def activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The squashed output of every layer and the penalties, for figures and the web demo."""
         out = {"input": x}
+        x = self.prepare(x)
         for name, layer in self.trunk():
-            if name == "f6":
+            if isinstance(layer, nn.Linear):
                 x = x.flatten(1)
             x = squash(layer(x))
             out[name] = x
@@ -76,6 +151,39 @@ class LeNet5(nn.Module):
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The class whose prototype is nearest: argmin of the penalties. (N,)"""
+        return self(x).argmin(1)
+
+
+def build_model(config: ModelConfig | None = None) -> nn.Module:
+    """The network ``config.arch`` names: a paper network (:class:`LeNet5`) or a modern one (modern.py)."""
+    config = config or ModelConfig()
+    if config.arch in PAPER_ARCHS:
+        return LeNet5(config)
+    from .modern import ModernNet
+
+    return ModernNet(config)
+
+
+class Ensemble(nn.Module):
+    """Several trained networks read as one: the sum of their penalties (lower is better).
+
+    For networks with place-coded outputs this is the paper's boosting rule, "outputs added" (Sec. III-C):
+    with +-1 targets the squared distance to class i is a constant minus 4 y_i, so summed penalties rank
+    the classes as summed outputs do. For softmax networks (penalties -log p) it multiplies the
+    probabilities (a geometric mean).
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).sum(0)  # (N, 10)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self(x).argmin(1)
 
 

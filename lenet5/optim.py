@@ -103,8 +103,10 @@ class SDLM(torch.optim.Optimizer):
     def estimate_hessian(self, model: nn.Module, inputs: torch.Tensor, output_curvature: float = 2.0) -> None:
         """Re-estimate h_kk on ``inputs`` (the paper uses 500 training patterns) by back-propagating
         second derivatives through ``model.trunk()`` (:func:`gauss_newton_diagonal`, Appendix C)."""
+        prepare = getattr(model, "prepare", None)  # a fixed input step (LeNet-1's down-sampling), if any
         with torch.enable_grad():
-            hessians = gauss_newton_diagonal(model.trunk(), inputs, output_curvature)
+            x = prepare(inputs) if prepare is not None else inputs
+            hessians = gauss_newton_diagonal(model.trunk(), x, output_curvature)
         self.set_hessian(hessians)
 
     def step_sizes(self) -> list[torch.Tensor]:

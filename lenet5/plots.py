@@ -330,3 +330,46 @@ def distortions(x: torch.Tensor, y: torch.Tensor, out: str | os.PathLike, digits
     _image_axes(ax)
     ax.set_title(f"Distortions (Sec. III-C, cf. Fig. 7): training digits and their copies with --distort --seed {seed}")
     return _save(fig, out)
+
+
+def robustness_figure(result: dict, out: str | os.PathLike) -> Path:
+    """Sec. III-E as curves: test error against each transform of the test digits, one line per model."""
+    out = _png_path(out)
+    studies = result["studies"]
+    fig = _figure(4.0 * len(studies), 3.4)
+    axes = fig.subplots(1, len(studies), squeeze=False)[0]
+    for ax, (study, r) in zip(axes, studies.items(), strict=True):
+        for name, errors in r["errors"].items():
+            ax.plot(r["values"], errors, marker="o", markersize=3, label=name)
+        ax.set_xlabel(r["unit"])
+        ax.set_ylabel("test error (%)")
+        ax.set_yscale("log")
+        ax.grid(True, alpha=0.3)
+        ax.set_title(study)
+    axes[0].legend(fontsize=8)
+    return _save(fig, out)
+
+
+def training_curves(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """The slides' two panels for softmax runs: training accuracy and training loss per epoch."""
+    import json
+
+    out = _png_path(out)
+    fig = _figure(9.0, 3.4)
+    acc_ax, loss_ax = fig.subplots(1, 2)
+    for run in run_dirs:
+        lines = Path(run, "metrics.jsonl").read_text().splitlines()
+        history = [json.loads(line) for line in lines if line.strip()]
+        if not history:
+            raise Lenet5Error(f"{run}: no completed pass in metrics.jsonl")
+        epochs = [m["epoch"] for m in history]
+        acc_ax.plot(epochs, [100 - m["running_train_error"] for m in history], marker="o", markersize=3,
+                    label=f"{Path(run).name} training")  # fmt: skip
+        acc_ax.plot(epochs, [100 - m["test_error"] for m in history], linestyle="--", label=f"{Path(run).name} test")
+        loss_ax.plot(epochs, [m["loss"] for m in history], marker="o", markersize=3, label=Path(run).name)
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    loss_ax.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="loss")
+    for ax in (acc_ax, loss_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, out)

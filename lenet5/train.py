@@ -29,11 +29,11 @@ from tqdm import tqdm
 from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from .config import PAPER_TEST_ERROR, PAPER_TRAIN_ERROR_PASS19, TrainConfig, batch_step_scale, valid_device
 from .data import load_mnist
-from .distort import DistortedSet
+from .distort import AUGMENT_RANGES, DistortedSet, distort, salt_and_pepper, sample_params
 from .errors import Lenet5Error
 from .fileio import atomic_write_text
 from .loss import loss_fn
-from .model import LeNet5
+from .model import LeNet5, build_model
 from .optim import SDLM
 
 
@@ -46,13 +46,14 @@ def evaluate(model: LeNet5, x: torch.Tensor, y: torch.Tensor, batch_size: int = 
         per_class_error (percent), misclassified (indices), predictions.
     """
     model.eval()
+    y = y.cpu()  # the confusion matrix is counted on the CPU, wherever the data and the model are
     preds, penalties = [], []
     for start in range(0, len(x), batch_size):
         p = model(x[start : start + batch_size].to(device)).cpu()
         penalties.append(p)
         preds.append(p.argmin(1))
     pred = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
-    n_cls = model.output.prototypes.shape[0]
+    n_cls = penalties[0].shape[1] if penalties else 10
     confusion = torch.zeros(n_cls, n_cls, dtype=torch.long)
     confusion.index_put_((y, pred), torch.ones_like(y), accumulate=True)
     wrong = pred != y
@@ -83,12 +84,12 @@ def choose_engine(config: TrainConfig) -> str:
     """'numba' for training on the CPU when numba is installed, else 'torch'."""
     from .engine import HAVE_NUMBA
 
-    fits = config.device == "cpu"
+    fits = config.device == "cpu" and config.model.arch == "lenet5" and config.optimizer == "sdlm"
     if config.engine == "numba":
         if not HAVE_NUMBA:
             raise Lenet5Error("--engine numba needs numba: pip install 'lenet5[fast]'")
         if not fits:
-            raise Lenet5Error("--engine numba runs on the CPU only")
+            raise Lenet5Error("--engine numba trains LeNet-5 with SDLM on the CPU only")
         return "numba"
     if config.engine == "auto" and fits and HAVE_NUMBA:
         return "numba"
@@ -139,25 +140,41 @@ class PassPatterns:
     order: np.ndarray  # (N,) which digit comes at each position of the pass
     versions: np.ndarray | None = None  # (N,) with distortions: which version is shown at each position
     distorted: DistortedSet | None = None
+    augment: bool = False  # a fresh random distortion of every pattern (modern training)
+    noise: float = 0.0  # salt-and-pepper flip probability
+    rng: np.random.Generator | None = None  # draws augmentation and noise, call after call
 
     def __len__(self) -> int:
         return len(self.order)
 
     def get(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         index = self.order[positions]
-        if self.distorted is None:
-            return self.x[torch.as_tensor(index)], self.y[torch.as_tensor(index)]
-        return self.distorted.patterns(index, self.versions[positions]), self.y[torch.as_tensor(index)]
+        rows = torch.as_tensor(index, device=self.x.device)
+        x = self.x[rows] if self.distorted is None else self.distorted.patterns(index, self.versions[positions])
+        if self.augment:
+            x = distort(x, sample_params(len(x), self.rng, AUGMENT_RANGES))
+        if self.noise > 0:
+            x = salt_and_pepper(x, self.noise, self.rng)
+        return x, self.y[rows]
 
 
 def _torch_pass(
-    model, opt, criterion, patterns: PassPatterns, config, bar, ddp=None, place: Distributed | None = None
+    model,
+    opt,
+    criterion,
+    patterns: PassPatterns,
+    config,
+    bar,
+    ddp=None,
+    place: Distributed | None = None,
+    lr_at: Callable[[int], float] | None = None,
+    first_step: int = 0,
 ) -> PassResult:
-    """One pass of SDLM updates with autograd: per pattern, or per mini-batch.
+    """One pass of updates with autograd: SDLM per pattern or per mini-batch, or a modern optimizer.
 
     Under torchrun each global batch is split over the processes (rank r takes patterns r, r + W, ...)
     and DistributedDataParallel averages their gradients, so every process makes the same step as one
-    process on the whole batch would.
+    process on the whole batch would. ``lr_at(step)`` sets a modern optimizer's rate before each step.
     """
     place = place or Distributed()
     net = ddp or model
@@ -166,16 +183,21 @@ def _torch_pass(
     bs = config.batch_size
     loss_sum, errors = 0.0, 0
     n = len(patterns)
-    for start in range(0, n, bs):
+    for step, start in enumerate(range(0, n, bs), start=first_step):
         xb, yb = patterns.get(np.arange(start + place.rank, min(start + bs, n), place.world))
         xb, yb = xb.to(device), yb.to(device)
         opt.zero_grad(set_to_none=True)
         penalties = net(xb)
         loss = criterion(penalties, yb)
-        # the summed per-pattern gradients times the batch rule's factor. DEVIATION(D7)
-        # (DDP divides by the number of processes, hence the factor world.)
         total = min(bs, n - start)
-        scale = len(xb) * place.world * batch_step_scale(config.batch_lr_scale, total)
+        if config.optimizer == "sdlm":
+            # the summed per-pattern gradients times the batch rule's factor. DEVIATION(D7)
+            # (DDP divides by the number of processes, hence the factor world.)
+            scale = len(xb) * place.world * batch_step_scale(config.batch_lr_scale, total)
+        else:  # the batch mean, as these optimizers expect (DDP averages the processes' means)
+            scale = 1.0
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
         (loss * scale).backward()
         opt.step()
         loss_sum += loss.item() * len(xb)
@@ -214,6 +236,52 @@ def _numba_pass(engine, opt, patterns: PassPatterns, config, bar) -> PassResult:
     return PassResult(loss_sum, errors, n)
 
 
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SDLM (the paper's) or the modern optimizer ``config.optimizer`` names."""
+    if config.optimizer == "sdlm":
+        return SDLM(model.parameters(), lr=config.eta_for(0), mu=config.mu)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+    )
+
+
+def lr_schedule(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """The modern optimizers' rate at each step: one-cycle (10% linear warm-up, cosine to 0) or constant."""
+    peak = config.lr
+    if config.schedule == "constant":
+        return lambda step: peak
+    warm = max(1, total_steps // 10)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return peak * (step + 1) / warm
+        return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+
+    return lr_at
+
+
+def load_training_file(path: str, subset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) from a torch file holding {"x": (N,1,32,32) float32, "y": (N,) int64}, checked."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as e:
+        raise Lenet5Error(f"{path}: cannot read the training file ({type(e).__name__})") from None
+    x, y = (data.get("x"), data.get("y")) if isinstance(data, dict) else (None, None)
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise Lenet5Error(f"{path}: a training file holds a dict with tensors 'x' and 'y'")
+    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 32, 32) or y.shape != (len(x),) or len(x) == 0:
+        raise Lenet5Error(f"{path}: expected x of shape (N,1,32,32) and y of shape (N,), got {tuple(x.shape)}")
+    if y.min() < 0 or y.max() > 9:
+        raise Lenet5Error(f"{path}: labels must be 0-9")
+    if subset:
+        x, y = x[:subset], y[:subset]
+    return x.float(), y.long()
+
+
 def format_pass(m: dict, epochs: int) -> str:
     """One fixed-format console line per pass, in the spirit of the paper's tables."""
     train = f"{m['train_error']:5.2f}%" if m.get("train_error") is not None else "   -  "
@@ -226,13 +294,13 @@ def format_pass(m: dict, epochs: int) -> str:
 
 def paper_comparison(history: list[dict], config: TrainConfig) -> str:
     """The closing lines: our numbers beside the paper's."""
-    key = "lenet5-distort" if config.distort else "lenet5"
+    arch = config.model.arch
+    key = {"mlp300": "mlp-300"}.get(arch, arch) + ("-distort" if config.distort and arch == "lenet5" else "")
     last = history[-1]
-    lines = [
-        f"test error after {last['epoch']} passes: {last['test_error']:.2f}%   (paper, {key}: {PAPER_TEST_ERROR[key]}%)"
-    ]
+    paper = f"   (paper, {key}: {PAPER_TEST_ERROR[key]}%)" if key in PAPER_TEST_ERROR else "   (not in the paper)"
+    lines = [f"test error after {last['epoch']} passes: {last['test_error']:.2f}%{paper}"]
     at19 = next((m for m in history if m["epoch"] == 19), None)
-    if not config.distort and at19 and at19.get("train_error") is not None:
+    if arch == "lenet5" and not config.distort and at19 and at19.get("train_error") is not None:
         lines.append(f"training error after pass 19: {at19['train_error']:.2f}%   (paper: {PAPER_TRAIN_ERROR_PASS19}%)")
     return "\n".join(lines)
 
@@ -352,10 +420,16 @@ def train(
         _start_run_dir(run_dir, config, resumed=resume is not None)
 
     set_determinism(config.seed, config.threads)
-    x_train, y_train = load_mnist("train", config.data_dir, config.dataset, config.train_subset, quiet=not progress)
+    if config.train_file:
+        x_train, y_train = load_training_file(config.train_file, config.train_subset)
+    else:
+        x_train, y_train = load_mnist("train", config.data_dir, config.dataset, config.train_subset, quiet=not progress)
     x_test, y_test = load_mnist("test", config.data_dir, config.dataset, config.test_subset, quiet=not progress)
+    if config.device.startswith("cuda"):  # keep the data beside the model: no copy per batch
+        x_train, y_train = x_train.to(config.device), y_train.to(config.device)
 
-    model = LeNet5(config.model)
+    model = build_model(config.model)
+    payload = None
     if resume is not None and (run_dir / "checkpoint.pt").exists():
         payload = read_checkpoint(run_dir / "checkpoint.pt")
         if not isinstance(payload.get("epoch"), int) or not isinstance(payload.get("history"), list):
@@ -374,32 +448,43 @@ def train(
         ddp = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[place.local_rank] if config.device.startswith("cuda") else None
         )
-    opt = SDLM(model.parameters(), lr=config.eta_for(0), mu=config.mu)
-    criterion = loss_fn(config.loss, config.map_j)
+    opt = make_optimizer(model, config)
+    if payload is not None and payload.get("optimizer"):  # a modern optimizer's moments (SDLM keeps none)
+        opt.load_state_dict(payload["optimizer"])
+    criterion = loss_fn(config.loss, config.map_j, config.label_smoothing)
     distorted = DistortedSet(x_train, config.seed) if config.distort else None
     n = len(x_train)
+    steps_per_pass = math.ceil(n / config.batch_size)
+    lr_at = lr_schedule(config, steps_per_pass * config.epochs)
     if start_epoch == 0:
+        what = f"SDLM, loss {config.loss}" if config.optimizer == "sdlm" else f"{config.optimizer}, loss {config.loss}"
+        extras = [x for x, on in [("distortions", config.distort), ("augmentation", config.augment)] if on]
+        extras += [f"noise {config.noise}"] if config.noise else []
         log(
-            f"run {run_dir}: {config.dataset}, {n} training patterns, {config.epochs} passes, "
-            f"batch {config.batch_size}, loss {config.loss}, engine {engine_name}"
-            f"{', distortions' if config.distort else ''}"
+            f"run {run_dir}: {config.model.arch} on {config.dataset}, {n} training patterns, {config.epochs} passes, "
+            f"batch {config.batch_size}, {what}, engine {engine_name}" + "".join(f", {x}" for x in extras)
         )
 
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         rng = np.random.default_rng([config.seed, epoch])
+        torch.manual_seed(config.seed * 1_000_003 + epoch)  # dropout: a resumed pass draws what it drew
         order = rng.permutation(n)
         versions = distorted.versions_for_pass(rng)[order] if distorted is not None else None
-        patterns = PassPatterns(x_train, y_train, order, versions, distorted)
-        eta = config.eta_for(epoch)
-        for group in opt.param_groups:
-            group["lr"] = eta
-        # h_kk re-estimated on the first patterns of this pass's random order (distorted ones included),
-        # then fixed for the pass. DEVIATION(D8): the paper does not say which 500 patterns.
-        x_h, _ = patterns.get(np.arange(min(config.hessian_samples, n)))
-        opt.estimate_hessian(model, x_h.to(config.device))
-        h = [opt.state[p]["hessian"] for p in model.parameters()]
-        steps = opt.step_sizes()
+        patterns = PassPatterns(x_train, y_train, order, versions, distorted, config.augment, config.noise, rng)
+        h, steps = [], []
+        if config.optimizer == "sdlm":
+            eta = config.eta_for(epoch)
+            for group in opt.param_groups:
+                group["lr"] = eta
+            # h_kk re-estimated on the first patterns of this pass's random order (distorted ones included),
+            # then fixed for the pass. DEVIATION(D8): the paper does not say which 500 patterns.
+            x_h, _ = patterns.get(np.arange(min(config.hessian_samples, n)))
+            opt.estimate_hessian(model, x_h.to(config.device))
+            h = [opt.state[p]["hessian"] for p in model.parameters()]
+            steps = opt.step_sizes()
+        else:
+            eta = lr_at(epoch * steps_per_pass)
         with tqdm(
             total=n,
             unit="pat",
@@ -412,7 +497,9 @@ def train(
             if engine is not None:
                 result = _numba_pass(engine, opt, patterns, config, bar)
             else:
-                result = _torch_pass(model, opt, criterion, patterns, config, bar, ddp, place)
+                result = _torch_pass(
+                    model, opt, criterion, patterns, config, bar, ddp, place, lr_at, epoch * steps_per_pass
+                )
         train_seconds = time.perf_counter() - t0
         if not math.isfinite(result.loss) or not all(torch.isfinite(p).all() for p in model.parameters()):
             raise Lenet5Error(
@@ -432,10 +519,10 @@ def train(
             "train_error": train_eval["error_rate"] if train_eval else None,
             "test_error": test["error_rate"],
             "test_misses": test["misses"],
-            "h_min": min(float(t.min()) for t in h),
-            "h_max": max(float(t.max()) for t in h),
-            "step_min": min(float(s.min()) for s in steps),
-            "step_max": max(float(s.max()) for s in steps),
+            "h_min": min(float(t.min()) for t in h) if h else None,
+            "h_max": max(float(t.max()) for t in h) if h else None,
+            "step_min": min(float(s.min()) for s in steps) if steps else None,
+            "step_max": max(float(s.max()) for s in steps) if steps else None,
             "train_seconds": train_seconds,
             "seconds": time.perf_counter() - t0,
             "patterns_per_second": result.patterns / train_seconds,
@@ -443,7 +530,12 @@ def train(
         }
         history.append(metrics)
         save_checkpoint(
-            run_dir / "checkpoint.pt", model, epoch=epoch + 1, history=history, train_config=config.to_dict()
+            run_dir / "checkpoint.pt",
+            model,
+            epoch=epoch + 1,
+            history=history,
+            train_config=config.to_dict(),
+            optimizer=None if config.optimizer == "sdlm" else opt.state_dict(),
         )
         atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in history))
         log(format_pass(metrics, config.epochs))

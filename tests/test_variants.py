@@ -1,0 +1,271 @@
+"""The paper's other networks, the modern ones, ensembles and boosting's filter, k-NN, robustness, compare."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import run_cli
+
+from lenet5.baselines import knn_predict
+from lenet5.boost import filtered_set
+from lenet5.checkpoint import load_model
+from lenet5.compare import ROWS, compare, count_macs
+from lenet5.config import PIXEL_BACKGROUND, PIXEL_FOREGROUND, ModelConfig, TrainConfig
+from lenet5.distort import salt_and_pepper
+from lenet5.layers import Downsample16, Subsampling
+from lenet5.model import Ensemble, LeNet5, build_model, layer_table, place_codes
+from lenet5.optim import SDLM
+from lenet5.robustness import STUDIES, robustness, transform
+from lenet5.train import evaluate, train
+
+EXPECTED_PARAMS = {  # PAPER_NOTES.md D11, D12; modern.py
+    "lenet5": 60_000,
+    "lenet4": 50_698,
+    "lenet1": 2_678,
+    "linear": 7_850,
+    "mlp300": 238_510,
+    "slides": 61_706,
+    "modern": 47_950,
+}
+
+
+@pytest.mark.parametrize("arch", list(EXPECTED_PARAMS))
+def test_every_arch_builds_with_its_parameter_count_and_returns_penalties(arch):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch=arch)).eval()
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == EXPECTED_PARAMS[arch]
+    penalties = model(torch.randn(4, 1, 32, 32))
+    assert penalties.shape == (4, 10) and torch.isfinite(penalties).all()
+    assert (penalties >= 0).all()  # squared distances, or -log p
+    model.train()
+    model(torch.randn(4, 1, 32, 32))[:, 0].sum().backward()
+    assert all(p.grad is not None for p in model.parameters()), "every parameter gets a gradient"
+
+
+def test_modern_net_keeps_lenet5s_parameter_budget_and_its_penalties_are_log_probabilities():
+    model = build_model(ModelConfig(arch="modern")).eval()
+    assert sum(p.numel() for p in model.parameters()) <= 60_000
+    p = torch.exp(-model(torch.randn(5, 1, 32, 32)))
+    torch.testing.assert_close(p.sum(1), torch.ones(5))
+
+
+def test_count_macs_matches_the_lenet5_layer_table_and_the_paper_sized_siblings():
+    assert count_macs(LeNet5()) == sum(r["macs"] for r in layer_table()) == 334_400
+    assert count_macs(build_model(ModelConfig(arch="lenet4"))) == 257_540  # paper: about 260,000
+    assert count_macs(build_model(ModelConfig(arch="lenet1"))) == 101_860  # paper: about 100,000
+
+
+def test_subsampling_with_repeat_matches_subsampling_of_duplicated_maps():
+    torch.manual_seed(0)
+    layer = Subsampling(8, repeat=2)
+    plain = Subsampling(8)
+    plain.load_state_dict(layer.state_dict())
+    x = torch.randn(3, 4, 28, 28)
+    torch.testing.assert_close(layer(x), plain(x.repeat_interleave(2, dim=1)))
+    expected = F.avg_pool2d(x.repeat_interleave(2, 1), 2) * 4 * layer.weight.view(1, -1, 1, 1) + layer.bias.view(
+        1, -1, 1, 1
+    )
+    torch.testing.assert_close(layer(x), expected)
+    double = Subsampling(8, repeat=2).double()
+    assert torch.autograd.gradcheck(double, (torch.randn(2, 4, 6, 6, dtype=torch.float64, requires_grad=True),))
+    with pytest.raises(ValueError, match="multiple"):
+        Subsampling(7, repeat=2)
+
+
+def test_downsample16_keeps_the_background_and_shrinks_the_digit_to_16_pixels(mnist):
+    blank = torch.full((1, 1, 32, 32), PIXEL_BACKGROUND)
+    torch.testing.assert_close(Downsample16()(blank), torch.full((1, 1, 28, 28), PIXEL_BACKGROUND))
+    x_test = mnist[2][:200]
+    small = Downsample16()(x_test)
+    assert small.shape == (200, 1, 28, 28)
+    heights = []
+    for img in small[:, 0]:
+        rows = torch.nonzero((img > PIXEL_BACKGROUND + 0.3).any(1)).flatten()
+        heights.append(int(rows.max() - rows.min() + 1))
+    assert 14 <= np.median(heights) <= 17  # MNIST digits are ~20 px high: 0.8 of that
+    assert float(small[:, :, :2].max()) == pytest.approx(PIXEL_BACKGROUND)  # the 2-px border stays blank
+
+
+@pytest.mark.parametrize("arch", ["lenet4", "lenet1", "mlp300"])
+def test_sdlm_curvature_covers_every_parameter_of_the_paper_family(arch):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch=arch))
+    opt = SDLM(model.parameters(), lr=5e-4, mu=0.5)
+    opt.estimate_hessian(model, torch.randn(20, 1, 32, 32))
+    for p in model.parameters():
+        h = opt.state[p]["hessian"]
+        assert h.shape == p.shape and (h >= 0).all() and float(h.max()) > 0
+
+
+def test_place_code_penalties_rank_classes_as_the_outputs_do_and_ensembles_add_outputs():
+    torch.manual_seed(0)
+    codes = place_codes()
+    outputs = [torch.tanh(torch.randn(50, 10)) * 1.7 for _ in range(3)]
+    penalties = [((y[:, None, :] - codes[None]) ** 2).sum(-1) for y in outputs]
+    for y, p in zip(outputs, penalties, strict=True):
+        assert torch.equal(p.argmin(1), y.argmax(1))
+    # the paper's boosting adds the outputs; summing penalties picks the same class
+    assert torch.equal(sum(penalties).argmin(1), sum(outputs).argmax(1))
+
+
+def test_ensemble_sums_its_members_penalties():
+    torch.manual_seed(0)
+    members = [build_model(ModelConfig(arch="lenet1")).eval() for _ in range(3)]
+    x = torch.randn(6, 1, 32, 32)
+    ens = Ensemble(members).eval()
+    torch.testing.assert_close(ens(x), sum(m(x) for m in members))
+    assert torch.equal(ens.predict(x), sum(m(x) for m in members).argmin(1))
+    with pytest.raises(ValueError):
+        Ensemble([])
+
+
+def test_salt_and_pepper_flips_the_asked_fraction_between_background_and_ink(mnist):
+    x = mnist[2][:500]
+    noisy = salt_and_pepper(x, 0.1, np.random.default_rng(0))
+    changed = noisy != x
+    assert 0.095 < changed.float().mean() < 0.105
+    was_background = x == PIXEL_BACKGROUND
+    assert torch.allclose(noisy[changed & was_background], torch.tensor(PIXEL_FOREGROUND))
+    assert torch.equal(salt_and_pepper(x, 0.1, np.random.default_rng(0)), noisy)  # same rng, same noise
+
+
+def test_knn_matches_a_brute_force_vote():
+    g = torch.Generator().manual_seed(0)
+    xtr, ytr = torch.randn(300, 1, 32, 32, generator=g), torch.randint(0, 10, (300,), generator=g)
+    xte = torch.randn(40, 1, 32, 32, generator=g)
+    d = torch.cdist(xte[..., 2:30, 2:30].flatten(1), xtr[..., 2:30, 2:30].flatten(1))
+    nearest = ytr[d.topk(3, largest=False).indices]
+    expected = [int(r[1]) if r[1] == r[2] else int(r[0]) for r in nearest]
+    assert knn_predict(xtr, ytr, xte, k=3, chunk=7).tolist() == expected
+    assert knn_predict(xtr, ytr, xte, k=1).tolist() == ytr[d.argmin(1)].tolist()
+
+
+def test_knn_on_real_mnist_is_far_below_chance(mnist):
+    x_train, y_train, x_test, y_test = mnist
+    pred = knn_predict(x_train[:10_000], y_train[:10_000], x_test[:1000])
+    assert (pred != y_test[:1000]).float().mean() < 0.10  # chance is 0.9; full 3-NN measured 2.83%
+
+
+def test_robustness_transforms_are_identities_at_their_neutral_values_and_hurt_when_large(mnist):
+    x, y = mnist[2][:500], mnist[3][:500]
+    for study, value in (("scale", 1.0), ("shift", 0), ("rotate", 0), ("noise", 0.0)):
+        torch.testing.assert_close(transform(x, study, value), x, atol=1e-5, rtol=0)
+    down = transform(x, "shift", 4)
+    torch.testing.assert_close(down[..., 8:28, :], x[..., 4:24, :], atol=1e-5, rtol=0)  # moved 4 rows down
+    model = load_model("paper")
+    result = robustness({"paper": model}, x, y, ["scale", "noise"])
+    scale = result["studies"]["scale"]
+    at_one = scale["errors"]["paper"][scale["values"].index(1.0)]
+    assert at_one == pytest.approx(evaluate(model, x, y)["error_rate"])
+    assert scale["errors"]["paper"][0] > 5 * max(at_one, 0.2)  # half size is much harder
+    noise = result["studies"]["noise"]["errors"]["paper"]
+    assert noise[-1] > noise[0]
+    assert set(STUDIES) == {"scale", "shift", "rotate", "noise"}
+
+
+class _ByMean(torch.nn.Module):
+    """A fixed real classifier: the class is a threshold bucket of the mean ink (penalties from it)."""
+
+    def __init__(self, offset: float) -> None:
+        super().__init__()
+        self.offset = offset
+
+    def forward(self, x):
+        k = ((x.mean((1, 2, 3)) + self.offset) * 40).long().remainder(10)
+        return 1.0 - F.one_hot(k, 10).float()
+
+
+def test_boosting_filters_give_half_wrong_and_all_disagreeing_sets(mnist):
+    x, y = mnist[0][:2000], mnist[1][:2000]
+    net1, net2 = _ByMean(0.0), _ByMean(0.013)
+    xs, ys, counts = filtered_set([net1], x, y, 400, "half-wrong", seed=0)
+    wrong = net1(xs).argmin(1) != ys
+    assert len(xs) == 400 and int(wrong.sum()) == 200 and counts["kept"] == {"wrong": 200, "right": 200}
+    xs, ys, counts = filtered_set([net1, net2], x, y, 300, "disagree", seed=0)
+    assert len(xs) == 300 and bool((net1(xs).argmin(1) != net2(xs).argmin(1)).all())
+
+
+def test_modern_training_resumes_to_the_same_weights_as_an_uninterrupted_run(tmp_path, data_dir):
+    config = TrainConfig(
+        model=ModelConfig(arch="modern"),
+        optimizer="adamw",
+        loss="ce",
+        lr=3e-3,
+        weight_decay=0.05,
+        label_smoothing=0.05,
+        augment=True,
+        batch_size=64,
+        epochs=2,
+        train_subset=640,
+        test_subset=200,
+        train_eval=False,
+        data_dir=str(data_dir),
+        out_dir=str(tmp_path),
+        threads=1,
+    )
+    whole = train(TrainConfig(**{**config.__dict__, "run_name": "whole"}), progress=False, log=lambda s: None)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_pass(line: str) -> None:
+        if line.startswith("pass  1/2"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(TrainConfig(**{**config.__dict__, "run_name": "cut"}), progress=False, log=stop_after_first_pass)
+    resumed = train(None, resume=tmp_path / "cut", progress=False, log=lambda s: None)
+    a = torch.load(tmp_path / "whole" / "weights.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "cut" / "weights.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert whole["test"]["error_rate"] == resumed["test"]["error_rate"]
+
+
+def test_cli_trains_a_sibling_and_the_slides_net_and_scores_an_ensemble(tmp_path, data_dir):
+    for arch, extra in (("lenet1", ["--optimizer", "adam"]), ("slides", ["--optimizer", "adam", "--loss", "ce"])):
+        r = run_cli("train", "--arch", arch, *extra, "--batch-size", "32", "--dry-run", "--quiet", "--json",
+                    "--out-dir", str(tmp_path), "--run-name", arch, "--data-dir", str(data_dir))  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout.strip().splitlines()[-1])["n"] == 500
+    out = tmp_path / "ens.json"
+    weights = [a for arch in ("lenet1", "slides") for a in ("--weights", str(tmp_path / arch / "weights.pt"))]
+    r = run_cli("evaluate", *weights, "--json", "--out", str(out), "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert result["n"] == 10_000 and len(result["weights"]) == 2 and 0 <= result["error_rate"] <= 100
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--arch", "modern"], "SDLM trains the paper's networks only"),
+        (["--noise", "0.7"], "noise must be a flip probability"),
+        (["--augment", "--distort"], "choose one"),
+        (["--arch", "lenet4", "--engine", "numba"], "numba trains LeNet-5"),
+    ],
+)
+def test_cli_refuses_bad_variant_recipes_in_one_line(tmp_path, args, message):
+    r = run_cli("train", *args, "--dry-run", "--quiet", "--out-dir", str(tmp_path))
+    assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_compare_writes_results_md_with_measured_rows_and_says_which_were_not_run(tmp_path, data_dir):
+    r = run_cli("train", "--arch", "linear", "--optimizer", "adam", "--batch-size", "64", "--dry-run", "--quiet",
+                "--out-dir", str(tmp_path), "--run-name", "linear-s0", "--data-dir", str(data_dir))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    md = tmp_path / "RESULTS.md"
+    rows = compare(tmp_path, md, tmp_path / "none", robustness_json=None, speed=True, data_dir=str(data_dir))
+    linear = next(row for row in rows if row["key"] == "linear")
+    measured = json.loads((tmp_path / "linear-s0" / "test.json").read_text())["error_rate"]
+    assert linear["status"] == "ok" and linear["mean"] == measured and linear["images_per_second"] > 0
+    text = md.read_text()
+    assert f"| {measured:.2f} | 1 | 7,850 | 7,940 |" in text
+    assert text.count("not run yet") >= len(ROWS) - 1
+    assert "`lenet5 train --arch linear" in text
+    r = run_cli("compare", "--run", "bogus", "--results", str(tmp_path), "--out", str(tmp_path / "x.md"))
+    assert r.returncode == 1 and "unknown row(s) bogus" in r.stderr
