@@ -300,9 +300,11 @@ def cmd_plot(args) -> int:
     from . import plots
 
     kind, out = args.kind, args.out or f"{args.kind}.png"
-    if args.run and kind != "curves":
-        raise Lenet5Error(f"--run is for 'curves' only; '{kind}' takes --weights or --pretrained")
-    if (args.weights or args.pretrained) and kind in ("curves", "rbf", "distortions"):
+    if args.run and kind not in ("curves", "softmax-curves"):
+        raise Lenet5Error(f"--run is for 'curves' and 'softmax-curves' only; '{kind}' takes --weights or --pretrained")
+    if args.results and kind != "robustness":
+        raise Lenet5Error("--results is for 'robustness' only")
+    if (args.weights or args.pretrained) and kind in ("curves", "softmax-curves", "rbf", "distortions", "robustness"):
         raise Lenet5Error(f"--weights/--pretrained do not apply to '{kind}'")
     if args.image and kind != "features":
         raise Lenet5Error("--image is for 'features' only")
@@ -310,6 +312,20 @@ def cmd_plot(args) -> int:
         if not args.run:
             raise Lenet5Error("'curves' needs at least one --run RUN_DIR")
         path = plots.learning_curves(args.run, out)
+    elif kind == "softmax-curves":
+        if not args.run:
+            raise Lenet5Error("'softmax-curves' needs at least one --run RUN_DIR")
+        path = plots.training_curves(args.run, out)
+    elif kind == "robustness":
+        source = Path(args.results or "results/robustness.json")
+        try:
+            result = json.loads(source.read_text())
+            result["studies"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise Lenet5Error(
+                f"{source}: not a robustness result from `lenet5 robustness` ({type(e).__name__})"
+            ) from None
+        path = plots.robustness_figure(result, out)
     elif kind == "rbf":
         path = plots.rbf_bitmaps(out)
     elif kind == "distortions":
@@ -630,11 +646,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "kind",
         metavar="KIND",
-        choices=["curves", "misclassified", "confusion", "rbf", "features", "distortions"],
-        help="curves (Fig. 5), misclassified (Fig. 8), confusion, rbf (Fig. 3), features (every layer), "
-        "distortions (Fig. 7)",
+        choices=[
+            "curves",
+            "softmax-curves",
+            "misclassified",
+            "confusion",
+            "rbf",
+            "features",
+            "distortions",
+            "robustness",
+        ],
+        help="curves (Fig. 5), softmax-curves (the slides' accuracy and loss), misclassified (Fig. 8), confusion, "
+        "rbf (Fig. 3), features (every layer), distortions (Fig. 7), robustness (Sec. III-E)",
     )
     p.add_argument("--out", metavar="FILE.png", help="the PNG to write (default: KIND.png)")
+    p.add_argument(
+        "--results",
+        metavar="FILE.json",
+        help="robustness: the curves of `lenet5 robustness` (default: results/robustness.json)",
+    )
     p.add_argument(
         "--run", nargs="+", action="extend", metavar="RUN_DIR", help="curves: run directories, overlaid in one plot"
     )
