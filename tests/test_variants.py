@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -269,3 +270,24 @@ def test_compare_writes_results_md_with_measured_rows_and_says_which_were_not_ru
     assert "`lenet5 train --arch linear" in text
     r = run_cli("compare", "--run", "bogus", "--results", str(tmp_path), "--out", str(tmp_path / "x.md"))
     assert r.returncode == 1 and "unknown row(s) bogus" in r.stderr
+
+
+def test_plot_draws_the_robustness_curves_and_the_slides_training_curves(tmp_path):
+    from PIL import Image
+
+    pytest.importorskip("matplotlib")
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "robust.png"
+    r = run_cli("plot", "robustness", "--results", str(repo / "results" / "robustness.json"), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > 2 * im.size[1]  # four panels side by side
+    run = next((repo / "results" / "variants").glob("slides-s*"))
+    out = tmp_path / "slides.png"
+    r = run_cli("plot", "softmax-curves", "--run", str(run), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).format == "PNG"
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    r = run_cli("plot", "robustness", "--results", str(bad), "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 1 and "not a robustness result" in r.stderr and "Traceback" not in r.stderr
