@@ -224,6 +224,8 @@ def test_modern_training_resumes_to_the_same_weights_as_an_uninterrupted_run(tmp
     b = torch.load(tmp_path / "cut" / "weights.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert whole["test"]["error_rate"] == resumed["test"]["error_rate"]
+    machine = json.loads((tmp_path / "cut" / "machine.json").read_text())  # what ran it, for the timings
+    assert machine["cpus"] >= 1 and machine["torch"] == torch.__version__ and machine["gpu"] is None
 
 
 def test_cli_trains_a_sibling_and_the_slides_net_and_scores_an_ensemble(tmp_path, data_dir):
