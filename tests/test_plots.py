@@ -156,7 +156,7 @@ def test_feature_maps_index_outside_the_test_set(tmp_path, capsys):
     ("argv", "message"),
     [
         (["curves"], "needs at least one --run"),
-        (["rbf", "--run", "x"], "--run is for 'curves' only"),
+        (["rbf", "--run", "x"], "--run is for 'curves' and 'softmax-curves' only"),
         (["rbf", "--pretrained"], "do not apply to 'rbf'"),
         (["rbf", "--out", "rbf.jpg"], "must be a .png file"),
     ],
