@@ -183,7 +183,7 @@ def cmd_knn(args) -> int:
     from .baselines import knn_predict
     from .data import load_mnist
     from .fileio import atomic_write_text
-    from .train import resolve_device
+    from .train import machine_info, resolve_device
 
     device = resolve_device(args.device)
     x_train, y_train = load_mnist("train", args.data_dir, args.dataset, quiet=args.json)
@@ -198,6 +198,7 @@ def cmd_knn(args) -> int:
         "k": args.k,
         "seconds": time.perf_counter() - t0,
         "device": device,
+        "machine": machine_info(device),
     }
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(result) + "\n")

@@ -210,14 +210,23 @@ def _run_dirs(out: Path, row: Row) -> list[Path]:
     return [d for d in dirs if (d / "test.json").exists()]
 
 
-def _where(run_dir: Path) -> str:
-    """'cpu' or 'cuda', with the machine when the run recorded it (machine.json)."""
-    device = json.loads((run_dir / "config.json").read_text()).get("device", "cpu").split(":")[0]
-    machine = run_dir / "machine.json"
-    if not machine.exists():
+def _describe(device: str, machine: dict | None) -> str:
+    """'cpu' or 'cuda', with the GPU or the CPU count when the run recorded its machine."""
+    device = device.split(":")[0]
+    if not machine:
         return device
-    m = json.loads(machine.read_text())
-    return f"cuda, {m['gpu']}" if device == "cuda" and m.get("gpu") else f"{device}, {m.get('cpus')} cores"
+    return (
+        f"cuda, {machine['gpu']}"
+        if device == "cuda" and machine.get("gpu")
+        else f"{device}, {machine.get('cpus')} cores"
+    )
+
+
+def _where(run_dir: Path) -> str:
+    """How a run directory ran, from its config.json and machine.json."""
+    device = json.loads((run_dir / "config.json").read_text()).get("device", "cpu")
+    machine = run_dir / "machine.json"
+    return _describe(device, json.loads(machine.read_text()) if machine.exists() else None)
 
 
 def _train_seconds(run_dir: Path) -> float:
@@ -263,7 +272,7 @@ def collect(row: Row, out: Path, x_speed: torch.Tensor | None = None) -> dict:
             if row.kind == "ensemble":
                 models.append([Path(p) for p in r.get("weights", [])])
             if "device" in r:
-                devices.add(r["device"].split(":")[0])
+                devices.add(_describe(r["device"], r.get("machine")))
     if not errors:
         return {**info, "status": "not run"}
     info.update(

@@ -327,14 +327,14 @@ def _start_run_dir(run_dir: Path, config: TrainConfig, resumed: bool) -> None:
         raise Lenet5Error(f"{run_dir}: cannot create the run directory ({e.strerror or e})") from None
     if not resumed:
         atomic_write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-        atomic_write_text(run_dir / "machine.json", json.dumps(_machine(config.device)) + "\n")
+        atomic_write_text(run_dir / "machine.json", json.dumps(machine_info(config.device)) + "\n")
     commit = _git_commit()
     if commit:  # which code made (or continued) this run; '+dirty' marks uncommitted changes
         old = (run_dir / "commit.txt").read_text() if (run_dir / "commit.txt").exists() else ""
         atomic_write_text(run_dir / "commit.txt", old + commit + ("  (resumed)" if resumed else "") + "\n")
 
 
-def _machine(device: str) -> dict:
+def machine_info(device: str) -> dict:
     """What ran a run: CPU count, torch version and, for CUDA runs, the GPU (timings depend on them)."""
     import platform
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -261,6 +262,8 @@ def test_compare_writes_results_md_with_measured_rows_and_says_which_were_not_ru
     r = run_cli("train", "--arch", "linear", "--optimizer", "adam", "--batch-size", "64", "--dry-run", "--quiet",
                 "--out-dir", str(tmp_path), "--run-name", "linear-s0", "--data-dir", str(data_dir))  # fmt: skip
     assert r.returncode == 0, r.stderr
+    knn = {"error_rate": 2.5, "misses": 250, "n": 10_000, "seconds": 90.0, "device": "cpu", "machine": {"cpus": 16}}
+    (tmp_path / "knn.json").write_text(json.dumps(knn))
     md = tmp_path / "RESULTS.md"
     rows = compare(tmp_path, md, tmp_path / "none", robustness_json=None, speed=True, data_dir=str(data_dir))
     linear = next(row for row in rows if row["key"] == "linear")
@@ -268,7 +271,9 @@ def test_compare_writes_results_md_with_measured_rows_and_says_which_were_not_ru
     assert linear["status"] == "ok" and linear["mean"] == measured and linear["images_per_second"] > 0
     text = md.read_text()
     assert f"| {measured:.2f} | 1 | 7,850 | 7,940 |" in text
-    assert text.count("not run yet") >= len(ROWS) - 1
+    assert text.count("not run yet") >= len(ROWS) - 2
+    assert f"(cpu, {os.cpu_count()} cores) |" in text  # the linear run's machine.json, named beside its time
+    assert "| 2.50 | 1 | - | - | 1.5 min (cpu, 16 cores) | - |" in text
     assert "`lenet5 train --arch linear" in text
     r = run_cli("compare", "--run", "bogus", "--results", str(tmp_path), "--out", str(tmp_path / "x.md"))
     assert r.returncode == 1 and "unknown row(s) bogus" in r.stderr
