@@ -19,17 +19,22 @@ REL_TOL = 1e-4
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize(
+    "recipe",
+    [[], ["--distort"], ["--optimizer", "adam", "--lr", "1e-3"]],
+    ids=["sdlm", "sdlm-distort", "adam"],
+)
+def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, recipe):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun, "torchrun comes with torch"
     out = ["--out-dir", str(tmp_path), "--run-name"]
     two = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", "-m", "lenet5", "train", *COMMON, *out, "two"],
+        [torchrun, "--nproc_per_node", "2", "-m", "lenet5", "train", *COMMON, *recipe, *out, "two"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert two.returncode == 0, two.stderr[-2000:]
     one = subprocess.run(
-        [sys.executable, "-m", "lenet5", "train", *COMMON, "--engine", "torch", *out, "one"],
+        [sys.executable, "-m", "lenet5", "train", *COMMON, *recipe, "--engine", "torch", *out, "one"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert one.returncode == 0, one.stderr[-2000:]
