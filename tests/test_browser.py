@@ -207,7 +207,7 @@ def test_blank_photo_says_no_ink(page, tmp_path):
 
 
 def test_phone_layout(browser, url):
-    """A phone-sized screen: nothing wider than the screen, the pad fills the width, drawing works."""
+    """A phone-sized screen: nothing wider than the screen, the pad fills the width, drawing works, by finger too."""
     context = browser.new_context(
         viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True, has_touch=True
     )
@@ -220,4 +220,20 @@ def test_phone_layout(browser, url):
     Pen(page).stroke([(140, 40), (140, 240)])
     wait_for_answer(page)
     expect(page.locator("#status")).to_contain_text("Prediction 1", timeout=WAIT_MS)  # visible under the pad
+
+    # With a finger: real touch events from the browser's input pipeline, which become touch pointer events.
+    page.locator("#clear").click()
+    page.evaluate(
+        "window.seen = [];document.getElementById('pad').addEventListener('pointerdown', e => seen.push(e.pointerType))"
+    )
+    pen, cdp = Pen(page), context.new_cdp_session(page)
+    ring = ellipse(140, 140, 65, 100)
+    for kind, (u, v) in [("touchStart", ring[0])] + [("touchMove", p) for p in ring[1:]] + [("touchEnd", ring[-1])]:
+        x, y = pen.at(u, v)
+        cdp.send(
+            "Input.dispatchTouchEvent", {"type": kind, "touchPoints": [] if kind == "touchEnd" else [{"x": x, "y": y}]}
+        )
+    wait_for_answer(page)
+    expect(page.locator("#digit")).to_have_text("0", timeout=WAIT_MS)
+    assert page.evaluate("window.seen") == ["touch"]
     context.close()
