@@ -59,6 +59,17 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="dataset cache folder (default: $LENET5_DATA or ~/.cache/lenet5)")
 
 
+def _add_inference_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument(
+        "--engine",
+        choices=["auto", "numba", "torch"],
+        default="auto",
+        help="how LeNet-5 runs on the CPU: the compiled engine (numba; the first use compiles it once, ~10 s), "
+        "the PyTorch modules (torch), or the engine where it applies (auto)",
+    )
+
+
 def _add_weights_args(p: argparse.ArgumentParser, several: bool = False) -> None:
     g = p.add_mutually_exclusive_group()
     if several:
@@ -274,7 +285,7 @@ def cmd_evaluate(args) -> int:
 
     device = resolve_device(args.device)
     sources = args.weights or [args.pretrained or "paper"]
-    models = [load_model(w, device=device) for w in sources]
+    models = [load_model(w, device=device, engine=args.engine) for w in sources]
     model = models[0] if len(models) == 1 else Ensemble(models).eval()
     x, y = load_mnist(args.split, args.data_dir, args.dataset, quiet=args.json)
     result = evaluate(model, x, y, device=args.device)
@@ -378,8 +389,9 @@ def cmd_predict(args) -> int:
     from .checkpoint import load_model
     from .imageprep import IMAGE_SUFFIXES
     from .predict import predict_images
+    from .train import resolve_device
 
-    model = load_model(args.weights or args.pretrained or "paper")
+    model = load_model(args.weights or args.pretrained or "paper", resolve_device(args.device), args.engine)
     results = predict_images(model, args.images, reject=args.reject, polarity=args.ink)
     if not results:
         raise Lenet5Error(f"no image files ({' '.join(IMAGE_SUFFIXES)}) in {', '.join(args.images)}")
@@ -398,8 +410,9 @@ def cmd_predict(args) -> int:
 def cmd_read(args) -> int:
     from .checkpoint import load_model
     from .predict import read_string
+    from .train import resolve_device
 
-    model = load_model(args.weights or args.pretrained or "paper")
+    model = load_model(args.weights or args.pretrained or "paper", resolve_device(args.device), args.engine)
     result = read_string(model, args.image, polarity=args.ink)
     if args.json:
         print(json.dumps(result))
@@ -414,9 +427,10 @@ def cmd_read(args) -> int:
 def cmd_serve(args) -> int:
     from .checkpoint import load_model
     from .serve import serve
+    from .train import resolve_device
 
     name = args.weights or args.pretrained or "paper"
-    serve(load_model(name), host=args.host, port=args.port, name=name)
+    serve(load_model(name, resolve_device(args.device), args.engine), host=args.host, port=args.port, name=name)
     return 0
 
 
@@ -563,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_args(p, several=True)
     _add_data_args(p)
     p.add_argument("--split", choices=["test", "train"], default="test", help="which split to score")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    _add_inference_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (error_rate in percent, misses, n, ...)")
     p.add_argument("--out", metavar="FILE.json", help="also write the JSON object to this file")
     p.set_defaults(func=cmd_evaluate)
@@ -725,6 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ink", choices=["auto", "dark", "light"], default="auto", help="ink darker or lighter than the paper"
     )
     p.add_argument("--json", action="store_true", help="one JSON object per image: file, digit, confidence, penalties")
+    _add_inference_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
@@ -741,6 +756,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ink", choices=["auto", "dark", "light"], default="auto", help="ink darker or lighter than the paper"
     )
     p.add_argument("--json", action="store_true", help="one JSON object: file, string, confidence, digits")
+    _add_inference_args(p)
     p.set_defaults(func=cmd_read)
 
     p = sub.add_parser(
@@ -753,6 +769,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=_nonneg_int, default=8000, help="port to listen on (0 = any free port)")
     _add_weights_args(p)
+    _add_inference_args(p)
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -7,6 +7,7 @@ leaves the previous file intact.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 import zipfile
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig
-from .errors import CheckpointError
+from .errors import CheckpointError, Lenet5Error
 from .fileio import atomic_path
 from .model import LeNet5, build_model
 
@@ -85,13 +86,33 @@ def pretrained_path(name: str) -> Path:
     return path
 
 
-def load_model(path_or_name: str | os.PathLike = "paper", device: str | torch.device = "cpu") -> LeNet5:
+ENGINES = ("auto", "numba", "torch")
+
+
+def load_model(
+    path_or_name: str | os.PathLike = "paper", device: str | torch.device = "cpu", engine: str = "auto"
+) -> LeNet5:
     """A ready model in eval mode, from a weights/checkpoint file or a shipped name ('paper', 'paper-distort').
+
+    Args:
+        engine: how inference runs. 'numba': the compiled engine (engine.py; LeNet-5 on the CPU only);
+            'torch': this package's PyTorch modules; 'auto': the engine where it applies and numba is installed.
+            Gradients, tracing and export always run the PyTorch modules (see :class:`LeNet5`).
 
     Raises:
         CheckpointError: the file is missing, corrupt, unsafe, from a newer format or another architecture.
+        Lenet5Error: ``engine`` is unknown, or 'numba' where the engine cannot run.
     """
+    if engine not in ENGINES:
+        raise Lenet5Error(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     key = str(path_or_name)
     path = pretrained_path(key) if key in PRETRAINED else Path(key)
-    model = model_from_checkpoint(read_checkpoint(path), str(path))
-    return model.to(device).eval()
+    model = model_from_checkpoint(read_checkpoint(path), str(path)).to(device).eval()
+    fits = isinstance(model, LeNet5) and model.config.arch == "lenet5" and torch.device(device).type == "cpu"
+    has_numba = importlib.util.find_spec("numba") is not None
+    if engine == "numba" and not (fits and has_numba):
+        why = "it runs LeNet-5 on the CPU only" if has_numba else "numba is not installed (pip install 'lenet5[fast]')"
+        raise Lenet5Error(f"cannot run {path} in the numba engine: {why}")
+    if isinstance(model, LeNet5):
+        model.use_engine(engine != "torch" and fits and has_numba)
+    return model

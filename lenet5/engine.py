@@ -16,6 +16,8 @@ run over long contiguous stretches (892 for C1, 136 for C3), which the compiler 
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 
 import numpy as np
 import torch
@@ -375,19 +377,30 @@ def _infer_serial(xs, weights, table_out, table_in, prototypes, buffers, penalti
         penalties[p] = buffers[12]
 
 
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
+def _slot(stacked, c):  # pragma: no cover - compiled
+    """Chunk ``c``'s work space: the c-th entry of each of the 15 stacked buffers (see :func:`_stacked_buffers`)."""
+    s = stacked
+    return (
+        s[0][c], s[1][c], s[2][c], s[3][c], s[4][c], s[5][c], s[6][c], s[7][c], s[8][c], s[9][c], s[10][c],
+        s[11][c], s[12][c], s[13][c], s[14][c],
+    )  # fmt: skip
+
+
 @njit(cache=True, error_model="numpy", fastmath=True, parallel=True)
-def _infer(xs, weights, table_out, table_in, prototypes, buffers, penalties):  # pragma: no cover - compiled
-    """Penalties (N, 10) of xs (N, 32, 32), in len(buffers) parallel chunks."""
-    n_chunks = len(buffers)
+def _infer(xs, weights, table_out, table_in, prototypes, stacked, penalties):  # pragma: no cover - compiled
+    """Penalties (N, 10) of xs (N, 32, 32), in as many parallel chunks as ``stacked`` has slots."""
+    n_chunks = stacked[0].shape[0]
     n = xs.shape[0]
     for c in numba.prange(n_chunks):
-        buf = buffers[np.int64(c)]
+        buf = _slot(stacked, c)
         for p in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             _forward(xs[p].reshape(1024), weights, table_out, table_in, prototypes, buf)
             penalties[p] = buf[12]
 
 
 def _buffers():
+    """One pattern's work space: activations, their gradients, the penalties, S2/S4 input sums."""
     f = np.float32
     return (
         np.zeros((6, N1), f), np.zeros((6, H2 * W2), f), np.zeros((16, N3), f), np.zeros((16, 25), f),
@@ -396,6 +409,12 @@ def _buffers():
         np.zeros(120, f), np.zeros(84, f),
         np.zeros(10, f), np.zeros((6, H2 * W2), f), np.zeros((16, 25), f),
     )  # fmt: skip
+
+
+def _stacked_buffers(n: int) -> tuple:
+    """The work space of ``n`` parallel chunks, each buffer with a leading chunk axis. Plain arrays rather than
+    a numba typed list: a typed list costs a second or more of compilation in every new process."""
+    return tuple(np.zeros((n, *b.shape), np.float32) for b in _buffers())
 
 
 class NumbaEngine:
@@ -439,7 +458,7 @@ class NumbaEngine:
     @property
     def chunk_buffers(self):
         if self._chunk_buffers is None:
-            self._chunk_buffers = numba.typed.List([_buffers() for _ in range(self.threads)])
+            self._chunk_buffers = _stacked_buffers(self.threads)
         return self._chunk_buffers
 
     def set_steps(self, steps: list[torch.Tensor]) -> None:
@@ -505,5 +524,47 @@ class NumbaEngine:
         if chunks == 1:
             _infer_serial(xs, self.weights, self.table_out, self.table_in, self.prototypes, self.buffers, out)
         else:
-            _infer(xs, self.weights, self.table_out, self.table_in, self.prototypes, self.chunk_buffers[:chunks], out)
+            stacked = tuple(b[:chunks] for b in self.chunk_buffers)
+            _infer(xs, self.weights, self.table_out, self.table_in, self.prototypes, stacked, out)
         return out
+
+
+# ---- the engine behind LeNet5.forward at inference ----------------------------------------------------
+
+_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (key, NumbaEngine)
+_LOCK = threading.Lock()  # the engines' work space is shared: one inference at a time
+
+
+def _is_tracing() -> bool:
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+
+
+def fast_forward(model, x: torch.Tensor) -> torch.Tensor | None:
+    """The penalties of ``x`` from the compiled engine, or None where it does not apply.
+
+    It applies to the paper's LeNet-5 (either C3 table) with float32 weights on the CPU, for a plain float32
+    (N, 1, 32, 32) CPU tensor, when no gradient is wanted, nothing is tracing or exporting the model, and no
+    forward hook is registered on it. The engine works on views of the model's weights, so in-place updates
+    are seen; it is rebuilt when the parameters or the prototypes are replaced or changed.
+    """
+    if not HAVE_NUMBA or getattr(model.config, "arch", None) != "lenet5" or _is_tracing():
+        return None
+    if type(x) is not torch.Tensor or x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() != 4:
+        return None
+    if tuple(x.shape[1:]) != (1, 32, 32):
+        return None
+    params = list(model.parameters())
+    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
+        return None
+    if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
+        return None
+    fixed = (model.output.prototypes, model.c3.out_index, model.c3.in_index)
+    key = tuple(p.data_ptr() for p in params) + tuple((b.data_ptr(), b._version) for b in fixed)
+    with _LOCK:
+        entry = _ENGINES.get(model)
+        if entry is None or entry[0] != key:
+            if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
+                return None
+            entry = (key, NumbaEngine(model, threads=min(torch.get_num_threads(), numba.get_num_threads())))
+            _ENGINES[model] = entry
+        return torch.from_numpy(entry[1].infer(x))

@@ -104,7 +104,14 @@ class LeNet5(nn.Module):
     """The paper's LeNet-5 (or, by ``config.arch``, LeNet-4, LeNet-1, the linear or the 300-unit baseline).
 
     ``forward`` returns the ten penalties; ``predict`` their argmin.
+
+    With ``fast_inference`` on (``load_model`` turns it on where numba is installed, :meth:`use_engine`
+    sets it), ``forward`` hands inference to the compiled engine (engine.py) when it applies: LeNet-5 in
+    eval mode, float32 on the CPU, no gradient wanted, no tracing or hooks. Its penalties equal this
+    module's to about 1e-6 relative (tests/test_engine.py); everywhere else this code runs.
     """
+
+    fast_inference = False
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
@@ -127,8 +134,19 @@ class LeNet5(nn.Module):
     def param_counts(self) -> dict[str, int]:
         return {name: sum(p.numel() for p in layer.parameters()) for name, layer in self.trunk()}
 
+    def use_engine(self, on: bool = True) -> LeNet5:
+        """Let inference run in the compiled engine where it applies (see the class docstring). Returns self."""
+        self.fast_inference = bool(on)
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, 32, 32) inputs scaled as in Sec. II-A -> (N, 10) penalties."""
+        if self.fast_inference and not self.training:
+            from .engine import fast_forward
+
+            out = fast_forward(self, x)
+            if out is not None:
+                return out
         x = self.prepare(x)
         for _, layer in self.trunk():
             if isinstance(layer, nn.Linear):

@@ -334,12 +334,39 @@ def _start_run_dir(run_dir: Path, config: TrainConfig, resumed: bool) -> None:
         atomic_write_text(run_dir / "commit.txt", old + commit + ("  (resumed)" if resumed else "") + "\n")
 
 
+def cpu_name() -> str:
+    """The CPU's model name as the OS reports it ('unknown' where it does not)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
+    except OSError:
+        return platform.processor() or "unknown"
+
+
 def machine_info(device: str) -> dict:
-    """What ran a run: CPU count, torch version and, for CUDA runs, the GPU (timings depend on them)."""
+    """What ran a run: CPU, core count, torch version and, for CUDA runs, the GPU (timings depend on them).
+
+    ``cpu_target`` is the instruction set the compiled engine was generated for (LLVM's name for this CPU)
+    and torch's CPU kernels' level: float results, and so a run's exact numbers, can differ between targets.
+    """
     import platform
 
     gpu = torch.cuda.get_device_name(device) if device.startswith("cuda") and torch.cuda.is_available() else None
-    return {"hostname": platform.node(), "cpus": os.cpu_count(), "torch": torch.__version__, "gpu": gpu}
+    return {"hostname": platform.node(), "cpu": cpu_name(), "cpu_target": cpu_target(), "cpus": os.cpu_count(),
+            "torch": torch.__version__, "gpu": gpu}  # fmt: skip
+
+
+def cpu_target() -> str:
+    """e.g. 'znver4/AVX512': the host CPU as numba's compiler targets it, and torch's CPU capability."""
+    try:
+        import llvmlite.binding as llvm
+
+        llvm_cpu = llvm.get_host_cpu_name()
+    except ImportError:  # no numba here: only torch's kernels matter
+        llvm_cpu = "-"
+    return f"{llvm_cpu}/{torch.backends.cpu.get_cpu_capability()}"
 
 
 def resolve_device(device: str) -> str:
@@ -452,6 +479,7 @@ def train(
         from .engine import NumbaEngine
 
         engine = NumbaEngine(model, config.loss, config.map_j, threads=config.threads)
+        model.use_engine()  # and the per-pass evaluations run in it too (same predictions; tests/test_engine.py)
     ddp = None
     if place.world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(

@@ -105,13 +105,99 @@ def test_batch_step_matches_sdlm_on_the_summed_gradient(mnist):
 
 
 def test_inference_matches_the_torch_model_on_the_test_set(mnist):
-    model = load_model("paper")
-    engine = NumbaEngine(model)
-    penalties = engine.infer(mnist[2])
+    model = load_model("paper", engine="torch")
+    assert not model.fast_inference
+    penalties = NumbaEngine(model).infer(mnist[2])
     with torch.no_grad():
         ref = model(mnist[2]).numpy()
     assert float(abs(penalties - ref).max()) <= 1e-4 * float(abs(ref).max())
     assert (penalties.argmin(1) == ref.argmin(1)).all()
+
+
+@pytest.mark.parametrize("name", ["paper", "paper-distort"])
+def test_loaded_models_infer_in_the_engine_with_the_reference_answers(mnist, name):
+    """load_model's default hands no-grad inference to the engine: same predictions on all 70,000 MNIST digits
+    as the PyTorch modules, penalties within 1e-6 relative (measured: 1.0e-6 at most)."""
+    fast, ref = load_model(name), load_model(name, engine="torch")
+    assert fast.fast_inference and not ref.fast_inference
+    for x in (mnist[2], mnist[0]):
+        with torch.no_grad():
+            a, b = fast(x), ref(x)
+        assert float((a - b).abs().max()) <= 2e-6 * float(b.abs().max())
+        assert torch.equal(a.argmin(1), b.argmin(1))
+
+
+def test_engine_inference_steps_aside_where_it_does_not_apply(mnist):
+    """Gradients, hooks, tracing, float64 and other input shapes run the PyTorch modules."""
+    from lenet5 import engine as engine_module
+
+    model = load_model("paper")
+    x = mnist[2][:8].clone()
+    with torch.no_grad():
+        via_engine = engine_module.fast_forward(model, x)
+        ref = load_model("paper", engine="torch")(x)
+    assert via_engine is not None and torch.allclose(via_engine, ref, rtol=1e-5, atol=1e-4)
+    out = model(x)  # gradients on: the autograd graph is kept
+    assert out.grad_fn is not None
+    out.sum().backward()
+    assert model.c1.weight.grad is not None
+    with torch.no_grad():
+        assert engine_module.fast_forward(model, x.double()) is None
+        assert engine_module.fast_forward(model, x[:, :, :28, :28]) is None
+        handle = model.c5.register_forward_hook(lambda m, i, o: None)
+        assert engine_module.fast_forward(model, x) is None
+        handle.remove()
+        assert engine_module.fast_forward(model, x) is not None
+        model.train()
+        assert model(x).grad_fn is None  # train mode: the modules ran (under no_grad, so no graph)
+    traced = torch.jit.trace(model.eval(), x)  # tracing sees the modules, not the engine
+    with torch.no_grad():
+        assert torch.allclose(traced(x), ref, rtol=1e-5, atol=1e-4)
+
+
+def test_engine_inference_follows_the_weights(mnist):
+    """In-place updates, load_state_dict and moved/replaced parameters are all seen by the next call."""
+    x = mnist[2][:100]
+    model = load_model("paper")
+    other = load_model("paper-distort", engine="torch")
+    with torch.no_grad():
+        before = model(x)
+        model.load_state_dict(other.state_dict())
+        assert torch.allclose(model(x), other(x), rtol=1e-5, atol=1e-4)
+        model.c5.weight.mul_(0.5)  # in place: the engine works on views of the weights
+        other.c5.weight.mul_(0.5)
+        assert torch.allclose(model(x), other(x), rtol=1e-5, atol=1e-4)
+        model.double().float()  # new parameter tensors
+        assert torch.allclose(model(x), other(x), rtol=1e-5, atol=1e-4)
+        assert not torch.allclose(model(x), before, rtol=1e-5, atol=1e-4)
+        twin = copy.deepcopy(model)
+        twin.f6.bias.add_(1.0)
+        assert not torch.allclose(twin(x), model(x), rtol=1e-5, atol=1e-4)
+
+
+def test_engine_inference_is_safe_from_many_threads(mnist):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = load_model("paper")
+    x = mnist[2][:600]
+    with torch.no_grad():
+        ref = load_model("paper", engine="torch")(x)
+
+        def one(i: int) -> torch.Tensor:
+            return model(x[i : i + (1 if i % 2 else 150)])
+
+        with ThreadPoolExecutor(8) as pool:
+            outs = list(pool.map(one, range(0, 450, 3)))
+    for i, out in zip(range(0, 450, 3), outs, strict=True):
+        assert torch.allclose(out, ref[i : i + len(out)], rtol=1e-5, atol=1e-4)
+
+
+def test_load_model_engine_choice_errors():
+    from lenet5.errors import Lenet5Error
+
+    with pytest.raises(Lenet5Error, match="unknown engine"):
+        load_model("paper", engine="fast")
+    assert load_model("paper", engine="numba").fast_inference
 
 
 def test_rational_tanh_matches_tanh_everywhere():

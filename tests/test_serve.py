@@ -256,9 +256,16 @@ class Gated(torch.nn.Module):
         super().__init__()
         self.model, self.entered, self.release = model, threading.Event(), threading.Event()
 
-    def activations(self, x):
+    def _hold(self):
         self.entered.set()
         assert self.release.wait(20)
+
+    def forward(self, x):
+        self._hold()
+        return self.model(x)
+
+    def activations(self, x):
+        self._hold()
         return self.model.activations(x)
 
 
