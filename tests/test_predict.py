@@ -317,3 +317,23 @@ def test_cli_predict_without_images_is_one_line(tmp_path):
     out = run_cli("predict", str(tmp_path), timeout=120)
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and "no image files" in out.stderr
+
+
+def test_cli_predict_engines_agree_and_a_missing_device_is_one_line(mnist_test, tmp_path):
+    """--engine numba (the compiled engine) and --engine torch (the modules) read the same digits with the same
+    confidences to 2 digits; --device cuda on a machine without one is refused in one line."""
+    x, y = mnist_test
+    rng = np.random.default_rng(6)
+    files = [str(save(photo(x[k], rng), tmp_path, f"d{k}", k)) for k in range(6)]
+    answers = {}
+    for engine in ("numba", "torch"):
+        out = run_cli("predict", *files, "--json", "--engine", engine, timeout=120, env={"OMP_NUM_THREADS": "1"})
+        assert out.returncode == 0, out.stderr
+        answers[engine] = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["digit"] for r in answers["numba"]] == [r["digit"] for r in answers["torch"]] == [int(d) for d in y[:6]]
+    for a, b in zip(answers["numba"], answers["torch"], strict=True):
+        assert np.allclose(a["penalties"], b["penalties"], rtol=1e-5, atol=2e-4)
+    if not torch.cuda.is_available():
+        out = run_cli("predict", files[0], "--device", "cuda", timeout=120)
+        assert out.returncode == 1 and out.stdout == ""
+        assert out.stderr.count("\n") == 1 and "no CUDA device" in out.stderr

@@ -43,6 +43,9 @@ def test_cli_evaluate_pretrained_json():
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["n"] == 10000 and info["error_rate"] <= 1.0 and info["misses"] == round(info["error_rate"] * 100)
+    reference = run_cli("evaluate", "--pretrained", "--json", "--engine", "torch")  # the PyTorch modules
+    assert reference.returncode == 0, reference.stderr
+    assert json.loads(reference.stdout)["misclassified"] == info["misclassified"]
 
 
 @pytest.mark.slow
