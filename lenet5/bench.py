@@ -219,7 +219,7 @@ def machine() -> dict:
 
     return {"cpu": cpu_name(), "cpu_target": cpu_target(), "cores": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "numba": numba.__version__,
-            "numba_threads": numba.get_num_threads(), "python": platform.python_version(),
+            "engine_threads": torch.get_num_threads(), "python": platform.python_version(),
             "date": date.today().isoformat()}  # fmt: skip
 
 
@@ -250,7 +250,8 @@ def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [
         f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores; torch {m['torch']} with {m['torch_threads']} "
-        f"threads, numba {m['numba']} with {m['numba_threads']} threads, Python {m['python']}).",
+        f"threads, numba {m['numba']} with {m.get('engine_threads', m.get('numba_threads'))} threads, "
+        f"Python {m['python']}).",
         f"Command: `{result['command']}`",
         "",
         "| what | ours | baseline (same run) | ratio | goal | met |",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -25,7 +26,6 @@ import torch
 from .config import SQUASH_A, SQUASH_S
 
 try:  # numba is an optional dependency (the 'fast' extra); without it the torch engine is used
-    import numba
     from numba import njit
 
     HAVE_NUMBA = True
@@ -73,7 +73,7 @@ def _squash(a):
     return A * _tanh(S * a)
 
 
-@njit(cache=True, error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
 def _forward(xf, weights, table_out, table_in, prototypes, buffers):  # pragma: no cover - compiled
     """The forward pass of one pattern (xf: the flattened 32x32 field) into ``buffers``. Returns the argmin."""
     c1w, c1b, s2w, s2b, c3w, c3b, s4w, s4b, c5w, c5b, f6w, f6b = weights
@@ -156,7 +156,7 @@ def _forward(xf, weights, table_out, table_in, prototypes, buffers):  # pragma: 
     return best
 
 
-@njit(cache=True, error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
 def _output_gradient(label, prototypes, loss_kind, j, buffers):  # pragma: no cover - compiled
     """The loss of the pattern in ``buffers`` and dE/d(F6 outputs) into d6. Returns the loss."""
     o6, d6, pen = buffers[5], buffers[11], buffers[12]
@@ -180,7 +180,7 @@ def _output_gradient(label, prototypes, loss_kind, j, buffers):  # pragma: no co
     return pen[label] + lo + math.log(total)
 
 
-@njit(cache=True, error_model="numpy", fastmath=True)
+@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
 def _backward(xf, weights, out, update, table_out, table_in, buffers):  # pragma: no cover - compiled
     """Back-propagate d6 through the network.
 
@@ -348,55 +348,29 @@ def _train_patterns(
     return loss_sum, errors
 
 
-@njit(cache=True, error_model="numpy", fastmath=True, parallel=True)
-def _batch_gradients(
+@njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
+def _chunk_gradients(
     xs, labels, weights, grads, table_out, table_in, prototypes, loss_kind, j, buffers
 ):  # pragma: no cover - compiled
-    """Sum of per-pattern gradients over xs, split in len(grads) chunks that run in parallel; each chunk
-    accumulates into its own grads[c] (zeroed by the caller). Returns (loss sum, errors)."""
-    n_chunks = len(grads)
-    n = xs.shape[0]
-    losses = np.zeros(n_chunks)
-    errors = np.zeros(n_chunks, np.int64)
-    for c in numba.prange(n_chunks):
-        buf = buffers[np.int64(c)]
-        for p in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            xf = xs[p].reshape(1024)
-            pred = _forward(xf, weights, table_out, table_in, prototypes, buf)
-            losses[c] += _output_gradient(labels[p], prototypes, loss_kind, j, buf)
-            errors[c] += pred != labels[p]
-            _backward(xf, weights, grads[np.int64(c)], False, table_out, table_in, buf)
-    return losses.sum(), errors.sum()
+    """Sum of the per-pattern gradients over xs into grads (zeroed by the caller). Returns (loss sum, errors).
+    Runs without the GIL: the engine runs one chunk of a mini-batch per thread."""
+    loss_sum = 0.0
+    errors = 0
+    for p in range(xs.shape[0]):
+        xf = xs[p].reshape(1024)
+        pred = _forward(xf, weights, table_out, table_in, prototypes, buffers)
+        loss_sum += _output_gradient(labels[p], prototypes, loss_kind, j, buffers)
+        errors += pred != labels[p]
+        _backward(xf, weights, grads, False, table_out, table_in, buffers)
+    return loss_sum, errors
 
 
-@njit(cache=True, error_model="numpy", fastmath=True)
-def _infer_serial(xs, weights, table_out, table_in, prototypes, buffers, penalties):  # pragma: no cover - compiled
-    """Penalties (N, 10) of xs (N, 32, 32) on the calling thread (no parallel start-up cost)."""
+@njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
+def _infer_chunk(xs, weights, table_out, table_in, prototypes, buffers, penalties):  # pragma: no cover - compiled
+    """Penalties (N, 10) of xs (N, 32, 32). Runs without the GIL: the engine runs one chunk per thread."""
     for p in range(xs.shape[0]):
         _forward(xs[p].reshape(1024), weights, table_out, table_in, prototypes, buffers)
         penalties[p] = buffers[12]
-
-
-@njit(cache=True, error_model="numpy", fastmath=True, inline="always")
-def _slot(stacked, c):  # pragma: no cover - compiled
-    """Chunk ``c``'s work space: the c-th entry of each of the 15 stacked buffers (see :func:`_stacked_buffers`)."""
-    s = stacked
-    return (
-        s[0][c], s[1][c], s[2][c], s[3][c], s[4][c], s[5][c], s[6][c], s[7][c], s[8][c], s[9][c], s[10][c],
-        s[11][c], s[12][c], s[13][c], s[14][c],
-    )  # fmt: skip
-
-
-@njit(cache=True, error_model="numpy", fastmath=True, parallel=True)
-def _infer(xs, weights, table_out, table_in, prototypes, stacked, penalties):  # pragma: no cover - compiled
-    """Penalties (N, 10) of xs (N, 32, 32), in as many parallel chunks as ``stacked`` has slots."""
-    n_chunks = stacked[0].shape[0]
-    n = xs.shape[0]
-    for c in numba.prange(n_chunks):
-        buf = _slot(stacked, c)
-        for p in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            _forward(xs[p].reshape(1024), weights, table_out, table_in, prototypes, buf)
-            penalties[p] = buf[12]
 
 
 def _buffers():
@@ -411,10 +385,20 @@ def _buffers():
     )  # fmt: skip
 
 
-def _stacked_buffers(n: int) -> tuple:
-    """The work space of ``n`` parallel chunks, each buffer with a leading chunk axis. Plain arrays rather than
-    a numba typed list: a typed list costs a second or more of compilation in every new process."""
-    return tuple(np.zeros((n, *b.shape), np.float32) for b in _buffers())
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``threads`` worker threads for the engine's chunks (made once per size).
+
+    Python threads calling ``nogil`` kernels rather than numba's ``parallel=True``: a parallel numba function
+    computed other float32 sums when freshly compiled than when loaded from numba's cache (so the first run
+    on a machine differed from the next), and numba's OpenMP layer reset the thread count torch reads."""
+    with _POOL_LOCK:
+        if threads not in _POOLS:
+            _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="lenet5-engine")
+        return _POOLS[threads]
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
 
 
 class NumbaEngine:
@@ -425,7 +409,7 @@ class NumbaEngine:
         model: a LeNet5 on the CPU in float32 (any C3 table); its parameters are updated in place.
         loss: 'mse' (Eq. 8) or 'map' (Eq. 9).
         j: the constant of Eq. 9.
-        threads: parallel chunks for mini-batch gradients and inference (0 = numba's thread count).
+        threads: parallel chunks for inference (0 = torch's thread count).
     """
 
     def __init__(self, model, loss: str = "map", j: float = 0.1, threads: int = 0) -> None:
@@ -444,22 +428,23 @@ class NumbaEngine:
         self.table_in = model.c3.in_index.numpy().astype(np.int64)
         self.prototypes = model.output.prototypes.numpy().astype(np.float32)
         self.buffers = _buffers()
-        self.threads = threads or numba.get_num_threads()
-        self._chunk_buffers = None  # per-thread work space, made on first parallel use
-        self._gradient_buffers = None
+        self.threads = max(1, threads or torch.get_num_threads())
+        self.chunk_buffers = [self.buffers]  # one work space per parallel chunk, more made on first use
         self.steps = None
 
-    @property
-    def gradient_buffers(self):
-        if self._gradient_buffers is None:
-            self._gradient_buffers = numba.typed.List([_buffers() for _ in range(GRADIENT_CHUNKS)])
-        return self._gradient_buffers
+    def _chunk_buffers(self, n: int) -> list[tuple]:
+        while len(self.chunk_buffers) < n:
+            self.chunk_buffers.append(_buffers())
+        return self.chunk_buffers[:n]
 
-    @property
-    def chunk_buffers(self):
-        if self._chunk_buffers is None:
-            self._chunk_buffers = _stacked_buffers(self.threads)
-        return self._chunk_buffers
+    def _run_chunks(self, kernel, n: int, chunks: int) -> list:
+        """kernel(chunk, start, stop, buffers) for ``chunks`` consecutive parts of range(n), on up to
+        ``self.threads`` threads; the results in chunk order."""
+        bounds = [(c, c * n // chunks, (c + 1) * n // chunks, buf) for c, buf in enumerate(self._chunk_buffers(chunks))]
+        workers = min(chunks, self.threads)
+        if workers == 1:
+            return [kernel(*b) for b in bounds]
+        return [f.result() for f in [_pool(workers).submit(kernel, *b) for b in bounds]]
 
     def set_steps(self, steps: list[torch.Tensor]) -> None:
         """The per-parameter step sizes eta / (mu + h_kk) (from ``SDLM.step_sizes()``), in parameter order."""
@@ -499,11 +484,16 @@ class NumbaEngine:
         # A fixed number of chunks (not the thread count) fixes the order of the float sums, so the result
         # does not depend on how many threads run them: a resumed run on another machine takes the same steps.
         chunks = max(1, min(GRADIENT_CHUNKS, len(xs)))
-        grads = numba.typed.List([tuple(np.zeros_like(w) for w in self.weights) for _ in range(chunks)])
-        loss, errors = _batch_gradients(
-            xs, labels, self.weights, grads, self.table_out, self.table_in, self.prototypes,
-            self.loss_kind, np.float32(self.j), self.gradient_buffers[:chunks],
-        )  # fmt: skip
+        grads = [tuple(np.zeros_like(w) for w in self.weights) for _ in range(chunks)]
+
+        def kernel(chunk: int, a: int, b: int, buffers: tuple):
+            return _chunk_gradients(
+                xs[a:b], labels[a:b], self.weights, grads[chunk], self.table_out, self.table_in, self.prototypes,
+                self.loss_kind, np.float32(self.j), buffers,
+            )  # fmt: skip
+
+        results = self._run_chunks(kernel, len(xs), chunks)
+        loss, errors = sum(r[0] for r in results), sum(int(r[1]) for r in results)
         total = [sum(g[k] for g in grads) for k in range(len(self.weights))]
         return float(loss), int(errors), total
 
@@ -521,11 +511,11 @@ class NumbaEngine:
         xs = self._inputs(xs)
         out = np.empty((len(xs), 10), np.float32)
         chunks = max(1, min(self.threads, len(xs) // 64))  # small inputs are not worth waking threads for
-        if chunks == 1:
-            _infer_serial(xs, self.weights, self.table_out, self.table_in, self.prototypes, self.buffers, out)
-        else:
-            stacked = tuple(b[:chunks] for b in self.chunk_buffers)
-            _infer(xs, self.weights, self.table_out, self.table_in, self.prototypes, stacked, out)
+
+        def kernel(chunk: int, a: int, b: int, buffers: tuple) -> None:
+            _infer_chunk(xs[a:b], self.weights, self.table_out, self.table_in, self.prototypes, buffers, out[a:b])
+
+        self._run_chunks(kernel, len(xs), chunks)
         return out
 
 
@@ -565,6 +555,6 @@ def fast_forward(model, x: torch.Tensor) -> torch.Tensor | None:
         if entry is None or entry[0] != key:
             if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
                 return None
-            entry = (key, NumbaEngine(model, threads=min(torch.get_num_threads(), numba.get_num_threads())))
+            entry = (key, NumbaEngine(model))
             _ENGINES[model] = entry
         return torch.from_numpy(entry[1].infer(x))

@@ -79,7 +79,7 @@ def main() -> None:
                 layer(xf, w, to, ti, pr, buf)
 
     n = len(xs)
-    forward_only = per_image_us(lambda: engine._infer_serial(xs, w, to, ti, pr, buf, np.empty((n, 10), np.float32)), n)
+    forward_only = per_image_us(lambda: engine._infer_chunk(xs, w, to, ti, pr, buf, np.empty((n, 10), np.float32)), n)
     print(f"forward pass, one image, one thread: {forward_only:6.1f} us  ({1e6 / forward_only:,.0f} images/s/thread)")
     print(f"{'layer':6} {'us/image':>9} {'share':>6} {'MACs':>8} {'GMAC/s':>7}  (each layer alone, warm caches)")
     total = 0.0
