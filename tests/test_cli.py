@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -51,3 +52,14 @@ def test_no_command_prints_help_and_fails(capsys):
 def test_unknown_flag_is_a_usage_error():
     result = run_cli("train", "--epochz", "3")
     assert result.returncode == 2 and "unrecognized arguments" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback():
+    """`lenet5 ... | head` closes the pipe early: the command stops quietly with status 141, as cat does."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lenet5", "summary", "--json"], stdout=write_end, stderr=subprocess.PIPE, text=True
+    )
+    os.close(write_end)
+    assert proc.returncode == 141 and proc.stderr == "", proc.stderr
