@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lenet5.compare import ROWS, SIZE_ROWS, size_row  # noqa: E402
+from lenet5.compare import ENSEMBLE_SIZE, ROWS, SIZE_ROWS, size_row  # noqa: E402
 
 CPU_ROWS = {"lenet5-noise", "lenet5-15k", "lenet5-30k", "knn"}  # per-pattern SDLM (numba) or no training
 
@@ -85,7 +85,7 @@ def main() -> int:
             print("not started: " + ", ".join(n for n, _ in queue), flush=True)
             break
     extra = []
-    if all((out / f"modern-s{s}" / "weights.pt").exists() for s in range(5)):
+    if all((out / f"modern-s{s}" / "weights.pt").exists() for s in range(ENSEMBLE_SIZE)):
         extra.append(rows["modern-ensemble"].command(0, str(out), "cuda"))
     models = ["paper", "paper-distort"] + [
         f"{name}={out / run / 'weights.pt'}"
