@@ -66,7 +66,7 @@ def _add_inference_args(p: argparse.ArgumentParser) -> None:
         "--engine",
         choices=["auto", "numba", "torch"],
         default="auto",
-        help="how LeNet-5 runs on the CPU: the compiled engine (numba; the first use compiles it once, ~10 s), "
+        help="how LeNet-5 runs on the CPU: the compiled engine (numba; the first use compiles it once, 5-10 s), "
         "the PyTorch modules (torch), or the engine where it applies (auto)",
     )
 

@@ -332,27 +332,13 @@ def _backward(xf, weights, out, update, table_out, table_in, buffers):  # pragma
                     e1w[m, 0, ki, kj] += g
 
 
-@njit(cache=True, error_model="numpy", fastmath=True)
-def _train_patterns(
-    xs, labels, weights, steps, table_out, table_in, prototypes, loss_kind, j, buffers
-):  # pragma: no cover - compiled
-    """Per-pattern SDLM over xs (N, 32, 32) in order. Returns (loss sum, running errors)."""
-    loss_sum = 0.0
-    errors = 0
-    for p in range(xs.shape[0]):
-        xf = xs[p].reshape(1024)
-        pred = _forward(xf, weights, table_out, table_in, prototypes, buffers)
-        loss_sum += _output_gradient(labels[p], prototypes, loss_kind, j, buffers)
-        errors += pred != labels[p]
-        _backward(xf, weights, steps, True, table_out, table_in, buffers)
-    return loss_sum, errors
-
-
 @njit(cache=True, error_model="numpy", fastmath=True, nogil=True)
-def _chunk_gradients(
-    xs, labels, weights, grads, table_out, table_in, prototypes, loss_kind, j, buffers
+def _patterns(
+    xs, labels, weights, out, update, table_out, table_in, prototypes, loss_kind, j, buffers
 ):  # pragma: no cover - compiled
-    """Sum of the per-pattern gradients over xs into grads (zeroed by the caller). Returns (loss sum, errors).
+    """Forward and back-propagation over xs (N, 32, 32) in order. With ``update``, ``out`` holds the step sizes
+    and every pattern makes its SDLM update (the paper's per-pattern training); without, the per-pattern
+    gradients are summed into ``out`` (zeroed by the caller; a mini-batch chunk). Returns (loss sum, errors).
     Runs without the GIL: the engine runs one chunk of a mini-batch per thread."""
     loss_sum = 0.0
     errors = 0
@@ -361,7 +347,7 @@ def _chunk_gradients(
         pred = _forward(xf, weights, table_out, table_in, prototypes, buffers)
         loss_sum += _output_gradient(labels[p], prototypes, loss_kind, j, buffers)
         errors += pred != labels[p]
-        _backward(xf, weights, grads, False, table_out, table_in, buffers)
+        _backward(xf, weights, out, update, table_out, table_in, buffers)
     return loss_sum, errors
 
 
@@ -468,8 +454,8 @@ class NumbaEngine:
         if self.steps is None:
             raise RuntimeError("call set_steps() before train()")
         xs, labels = self._inputs(xs, labels)
-        loss, errors = _train_patterns(
-            xs, labels, self.weights, self.steps, self.table_out, self.table_in, self.prototypes,
+        loss, errors = _patterns(
+            xs, labels, self.weights, self.steps, True, self.table_out, self.table_in, self.prototypes,
             self.loss_kind, np.float32(self.j), self.buffers,
         )  # fmt: skip
         return float(loss), int(errors)
@@ -487,8 +473,8 @@ class NumbaEngine:
         grads = [tuple(np.zeros_like(w) for w in self.weights) for _ in range(chunks)]
 
         def kernel(chunk: int, a: int, b: int, buffers: tuple):
-            return _chunk_gradients(
-                xs[a:b], labels[a:b], self.weights, grads[chunk], self.table_out, self.table_in, self.prototypes,
+            return _patterns(
+                xs[a:b], labels[a:b], self.weights, grads[chunk], False, self.table_out, self.table_in, self.prototypes,
                 self.loss_kind, np.float32(self.j), buffers,
             )  # fmt: skip
 
