@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pickle
+import warnings
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -47,11 +48,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such weights file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the "pickle protocol" of random bytes, on stderr
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: refused: not a plain weights file ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError, KeyError, TypeError) as e:
+        # random bytes can read as a legacy pickle whose opcodes break torch's unpickler in any of these ways
         raise CheckpointError(f"{path}: corrupt or truncated weights file ({type(e).__name__})") from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "format_version" not in payload:
         raise CheckpointError(f"{path}: not a lenet5 weights file (no format_version/state_dict)")

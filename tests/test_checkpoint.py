@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 import subprocess
 import sys
 import textwrap
@@ -112,3 +113,14 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path):
     assert target.read_bytes() == before  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # and no temp file is left behind
     read_checkpoint(target)
+
+
+def test_random_bytes_are_always_refused_in_one_line(tmp_path):
+    """Random bytes can read as a legacy pickle that breaks torch's unpickler in odd ways (IndexError seen)."""
+    rng = random.Random(1)
+    path = tmp_path / "noise.pt"
+    for _ in range(300):
+        path.write_bytes(rng.randbytes(rng.randrange(1, 6000)))
+        with pytest.raises(CheckpointError) as info:
+            read_checkpoint(path)
+        assert "\n" not in str(info.value)
