@@ -147,7 +147,9 @@ def _train_config(args):
             augment=args.augment,
             noise=args.noise,
             train_file=getattr(args, "train_file", None),
-            model=ModelConfig(arch=args.arch, init=args.init, c3_table=args.c3_table),
+            model=ModelConfig(
+                arch=args.arch, init=args.init, c3_table=args.c3_table, subsample_init=args.subsample_init
+            ),
         )
     except ValueError as e:
         raise Lenet5Error(str(e)) from None
@@ -487,6 +489,13 @@ def _add_training_args(p: argparse.ArgumentParser, D) -> None:  # noqa: N803 - D
         choices=["fan-in", "sqrt-fan-in"],
         default="fan-in",
         help="initial weights +-2.4/F_i (Appendix A as printed) or +-2.4/sqrt(F_i) (an option, D1)",
+    )
+    p.add_argument(
+        "--subsample-init",
+        choices=["uniform", "nonzero"],
+        default="uniform",
+        help="initial subsampling coefficients: uniform like every weight (Appendix A) or folded away from 0 "
+        "into +-[b/2, b] so that no map starts switched off (an option, D15)",
     )
     p.add_argument("--c3-table", choices=["paper", "full"], default="paper", help="C3 connections: Table I or all")
     p.add_argument(

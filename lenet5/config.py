@@ -80,6 +80,9 @@ class ModelConfig:
     init: str = "fan-in"
     """Initial weight range: 'fan-in' is Appendix A as printed, uniform in +-2.4/F_i; 'sqrt-fan-in' is
     uniform in +-2.4/sqrt(F_i), an option we measured (PAPER_NOTES.md, D1)."""
+    subsample_init: str = "uniform"
+    """Initial subsampling coefficients: 'uniform' draws them like every other weight (Appendix A); 'nonzero'
+    folds the same draw away from 0, into +-[b/2, b] (PAPER_NOTES.md, D15)."""
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -88,6 +91,8 @@ class ModelConfig:
             raise ValueError(f"unknown c3_table {self.c3_table!r}; expected 'paper' or 'full'")
         if self.init not in ("fan-in", "sqrt-fan-in"):
             raise ValueError(f"unknown init {self.init!r}; expected 'fan-in' or 'sqrt-fan-in'")
+        if self.subsample_init not in ("uniform", "nonzero"):
+            raise ValueError(f"unknown subsample_init {self.subsample_init!r}; expected 'uniform' or 'nonzero'")
         if self.in_size != 32:
             raise ValueError(f"in_size must be 32 (every network reads the 32x32 field), got {self.in_size}")
 

@@ -28,6 +28,7 @@ def squash_derivative(a: torch.Tensor) -> torch.Tensor:
 
 
 INIT_RULES = ("fan-in", "sqrt-fan-in")
+COEF_INIT_RULES = ("uniform", "nonzero")
 
 
 def init_bound(fan_in: int, rule: str = "fan-in") -> float:
@@ -99,11 +100,15 @@ class Subsampling(nn.Module):
     "8 subsampling maps connected in pairs to each first-layer map"): (N, C/r, H, W) -> (N, C, H/2, W/2).
     """
 
-    def __init__(self, channels: int, size: int = 2, init: str = "fan-in", repeat: int = 1) -> None:
+    def __init__(
+        self, channels: int, size: int = 2, init: str = "fan-in", repeat: int = 1, coef_init: str = "uniform"
+    ) -> None:
         super().__init__()
         if repeat < 1 or channels % repeat:
             raise ValueError(f"channels ({channels}) must be a multiple of repeat ({repeat})")
-        self.channels, self.size, self.init, self.repeat = channels, size, init, repeat
+        if coef_init not in COEF_INIT_RULES:
+            raise ValueError(f"unknown coef_init {coef_init!r}; expected one of {COEF_INIT_RULES}")
+        self.channels, self.size, self.init, self.repeat, self.coef_init = channels, size, init, repeat, coef_init
         self.weight = nn.Parameter(torch.empty(channels))
         self.bias = nn.Parameter(torch.empty(channels))
         self.reset_parameters()
@@ -114,6 +119,14 @@ class Subsampling(nn.Module):
     def reset_parameters(self) -> None:
         paper_uniform_(self.weight, self.fan_in(), self.init)
         paper_uniform_(self.bias, self.fan_in(), self.init)
+        if self.coef_init == "nonzero":
+            # DEVIATION(D15), an option: a coefficient near 0 switches its map off, and the map's weights and
+            # the coefficient then get almost no gradient from each other. The same draw u ~ U(-b, b) is
+            # folded away from 0, sign(u) (b + |u|) / 2 in +-[b/2, b], so every other weight is unchanged.
+            with torch.no_grad():
+                bound = init_bound(self.fan_in(), self.init)
+                sign = torch.where(self.weight >= 0, 1.0, -1.0)
+                self.weight.copy_(sign * (bound + self.weight.abs()) / 2)
 
     def linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.repeat > 1:
@@ -127,7 +140,8 @@ class Subsampling(nn.Module):
 
     def extra_repr(self) -> str:
         repeat = f", repeat={self.repeat}" if self.repeat > 1 else ""
-        return f"{self.channels}, size={self.size}, init={self.init}{repeat}"
+        coef = f", coef_init={self.coef_init}" if self.coef_init != "uniform" else ""
+        return f"{self.channels}, size={self.size}, init={self.init}{repeat}{coef}"
 
 
 # Table I of the paper: the S2 maps (columns 0-5) that feed each C3 map (rows 0-15).

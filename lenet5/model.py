@@ -46,16 +46,16 @@ def place_codes(classes: int = 10) -> torch.Tensor:
 
 def _layers(config: ModelConfig) -> tuple[nn.Module | None, list[tuple[str, nn.Module]], nn.Module]:
     """(fixed input step or None, the squashed trainable layers in order, the output) for ``config.arch``."""
-    init = config.init
+    init, coef = config.init, config.subsample_init
     if config.arch == "lenet5":
         table = C3_TABLE if config.c3_table == "paper" else C3_FULL_TABLE
         return (
             None,
             [
                 ("c1", PaperConv2d(1, 6, 5, init=init)),  # (N,1,32,32) -> (N,6,28,28)
-                ("s2", Subsampling(6, init=init)),  # -> (N,6,14,14)
+                ("s2", Subsampling(6, init=init, coef_init=coef)),  # -> (N,6,14,14)
                 ("c3", SparseConv2d(6, 16, 5, table, init=init)),  # -> (N,16,10,10)
-                ("s4", Subsampling(16, init=init)),  # -> (N,16,5,5)
+                ("s4", Subsampling(16, init=init, coef_init=coef)),  # -> (N,16,5,5)
                 ("c5", PaperConv2d(16, 120, 5, init=init)),  # -> (N,120,1,1)
                 ("f6", PaperLinear(120, 84, init=init)),  # (N,120) -> (N,84)
             ],
@@ -66,9 +66,9 @@ def _layers(config: ModelConfig) -> tuple[nn.Module | None, list[tuple[str, nn.M
             None,
             [
                 ("c1", PaperConv2d(1, 4, 5, init=init)),  # (N,1,32,32) -> (N,4,28,28)
-                ("s2", Subsampling(8, repeat=2, init=init)),  # two maps per C1 map -> (N,8,14,14)
+                ("s2", Subsampling(8, repeat=2, init=init, coef_init=coef)),  # two maps per C1 map -> (N,8,14,14)
                 ("c3", SparseConv2d(8, 16, 5, LENET4_C3_TABLE, init=init)),  # -> (N,16,10,10)
-                ("s4", Subsampling(16, init=init)),  # -> (N,16,5,5)
+                ("s4", Subsampling(16, init=init, coef_init=coef)),  # -> (N,16,5,5)
                 ("c5", PaperConv2d(16, 120, 5, init=init)),  # 120 units fully connected -> (N,120,1,1)
                 ("f6", PaperLinear(120, 10, init=init)),  # -> (N,10)
             ],
@@ -79,9 +79,9 @@ def _layers(config: ModelConfig) -> tuple[nn.Module | None, list[tuple[str, nn.M
             Downsample16(),
             [
                 ("c1", PaperConv2d(1, 4, 5, init=init)),  # (N,1,28,28) -> (N,4,24,24)
-                ("s2", Subsampling(4, init=init)),  # -> (N,4,12,12)
+                ("s2", Subsampling(4, init=init, coef_init=coef)),  # -> (N,4,12,12)
                 ("c3", SparseConv2d(4, 12, 5, LENET1_C3_TABLE, init=init)),  # -> (N,12,8,8)
-                ("s4", Subsampling(12, init=init)),  # -> (N,12,4,4)
+                ("s4", Subsampling(12, init=init, coef_init=coef)),  # -> (N,12,4,4)
                 ("f6", PaperLinear(12 * 4 * 4, 10, init=init)),  # (N,192) -> (N,10)
             ],
             RBFOutput(place_codes()),

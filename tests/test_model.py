@@ -10,7 +10,7 @@ import torch
 
 from lenet5.config import ModelConfig
 from lenet5.layers import init_bound
-from lenet5.model import PAPER_PARAMS, LeNet5, layer_table
+from lenet5.model import PAPER_PARAMS, LeNet5, build_model, layer_table
 from lenet5.summary import format_summary, summary
 
 
@@ -90,6 +90,28 @@ def test_printed_rule_gives_weights_of_two_point_four_over_fan_in():
     assert LeNet5().config.init == "fan-in"  # the printed rule is the default
     model = LeNet5(ModelConfig(init="sqrt-fan-in"))
     assert float(model.c5.weight.abs().max()) == pytest.approx(2.4 / math.sqrt(400), rel=0.01)
+
+
+@pytest.mark.parametrize("arch", ["lenet5", "lenet4", "lenet1"])
+def test_nonzero_subsampling_init_folds_the_same_draw_away_from_zero(arch):
+    """D15: coefficients in +-[b/2, b], both signs, from the same draw; every other weight is unchanged."""
+    torch.manual_seed(3)
+    plain = build_model(ModelConfig(arch=arch)).state_dict()
+    torch.manual_seed(3)
+    folded = build_model(ModelConfig(arch=arch, subsample_init="nonzero")).state_dict()
+    b = init_bound(4)
+    for name in plain:
+        if name in ("s2.weight", "s4.weight"):
+            u, w = plain[name], folded[name]
+            assert float(w.abs().min()) >= b / 2 and float(w.abs().max()) <= b, name
+            assert torch.equal(torch.sign(w), torch.sign(u)), name  # the sign of the draw is kept
+            assert torch.allclose(w.abs(), (b + u.abs()) / 2), name
+        else:
+            assert torch.equal(plain[name], folded[name]), name
+    small = [float(plain[n].abs().min()) for n in ("s2.weight", "s4.weight")]
+    assert min(small) < b / 2  # the uniform draw does start some coefficients near 0 for this seed
+    with pytest.raises(ValueError, match="subsample_init"):
+        ModelConfig(subsample_init="zero")
 
 
 def test_state_dict_round_trip_through_bytes():

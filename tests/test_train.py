@@ -154,6 +154,18 @@ def test_cli_dry_run_then_evaluate_json(tmp_path):
     assert ev["n"] == 10000
 
 
+def test_cli_subsample_init_reaches_the_run_and_the_saved_model(tmp_path):
+    args = ("--dry-run", "--quiet", "--epochs", "1", "--out-dir", str(tmp_path), "--seed", "4")
+    assert run_cli("train", *args, "--run-name", "folded", "--subsample-init", "nonzero").returncode == 0
+    assert run_cli("train", *args, "--run-name", "plain").returncode == 0
+    config = json.loads((tmp_path / "folded" / "config.json").read_text())
+    assert config["model"]["subsample_init"] == "nonzero"
+    folded, plain = load_model(tmp_path / "folded" / "weights.pt"), load_model(tmp_path / "plain" / "weights.pt")
+    assert folded.config.subsample_init == "nonzero" and plain.config.subsample_init == "uniform"
+    # seed 4 draws S2 coefficients of 0.04 and 0.06; folded they start at 0.32 and 0.33, and one short pass keeps that
+    assert float(plain.s2.weight.detach().abs().min()) < 0.1 < 0.25 < float(folded.s2.weight.detach().abs().min())
+
+
 def test_cli_refuses_bad_values_before_any_work(tmp_path):
     for args, text in [
         (("train", "--epochs", "-3"), "must be >= 1"),
