@@ -85,10 +85,12 @@ def test_this_code_reproduces_the_reported_runs_bit_for_bit(tmp_path):
         ignore = {"epochs", "train_eval", "out_dir", "run_name"}
         # the same recipe; fields added to TrainConfig after these runs must hold their defaults
         defaults = TrainConfig().to_dict()
-        assert {k: v for k, v in again["config"].items() if k not in ignore} == {
+        expected = {
             **{k: defaults[k] for k in again["config"] if k not in config},
             **{k: v for k, v in config.items() if k not in ignore},
         }
+        expected["model"] = {**defaults["model"], **config["model"]}  # and so must fields added to ModelConfig
+        assert {k: v for k, v in again["config"].items() if k not in ignore} == expected
         first, second = recorded["metrics"][0], again["metrics"][0]
         got = (second["loss"], second["test_error"])
         if got == (first["loss"], first["test_error"]):
