@@ -439,7 +439,7 @@ def cmd_serve(args) -> int:
 
 def _add_training_args(p: argparse.ArgumentParser, D) -> None:  # noqa: N803 - D holds TrainConfig's defaults
     """The flags of a training recipe, shared by train and boost."""
-    from .config import ARCHS, OPTIMIZERS
+    from .config import ARCHS, OPTIMIZERS, SUBSAMPLE_INITS
 
     _add_data_args(p)
     p.add_argument("--epochs", type=_positive_int, default=D.epochs, help="passes through the training set")
@@ -492,7 +492,7 @@ def _add_training_args(p: argparse.ArgumentParser, D) -> None:  # noqa: N803 - D
     )
     p.add_argument(
         "--subsample-init",
-        choices=["uniform", "nonzero"],
+        choices=SUBSAMPLE_INITS,
         default="uniform",
         help="initial subsampling coefficients: uniform like every weight (Appendix A) or folded away from 0 "
         "into +-[b/2, b] so that no map starts switched off (an option, D15)",

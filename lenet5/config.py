@@ -65,6 +65,9 @@ PAPER_TEST_ERROR = {
 PAPER_TRAIN_ERROR_PASS19 = 0.35  # Sec. III-C, LeNet-5 without distortions
 
 
+SUBSAMPLE_INITS = ("uniform", "nonzero")  # initial subsampling coefficients (D15)
+
+
 @dataclass
 class ModelConfig:
     """The network. The defaults build the paper's LeNet-5 (Sec. II-B, Fig. 2)."""
@@ -91,8 +94,8 @@ class ModelConfig:
             raise ValueError(f"unknown c3_table {self.c3_table!r}; expected 'paper' or 'full'")
         if self.init not in ("fan-in", "sqrt-fan-in"):
             raise ValueError(f"unknown init {self.init!r}; expected 'fan-in' or 'sqrt-fan-in'")
-        if self.subsample_init not in ("uniform", "nonzero"):
-            raise ValueError(f"unknown subsample_init {self.subsample_init!r}; expected 'uniform' or 'nonzero'")
+        if self.subsample_init not in SUBSAMPLE_INITS:
+            raise ValueError(f"unknown subsample_init {self.subsample_init!r}; expected one of {SUBSAMPLE_INITS}")
         if self.in_size != 32:
             raise ValueError(f"in_size must be 32 (every network reads the 32x32 field), got {self.in_size}")
 

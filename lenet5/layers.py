@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import INIT_SCALE, PIXEL_BACKGROUND, SQUASH_A, SQUASH_S
+from .config import INIT_SCALE, PIXEL_BACKGROUND, SQUASH_A, SQUASH_S, SUBSAMPLE_INITS
 
 
 def squash(a: torch.Tensor) -> torch.Tensor:
@@ -28,7 +28,6 @@ def squash_derivative(a: torch.Tensor) -> torch.Tensor:
 
 
 INIT_RULES = ("fan-in", "sqrt-fan-in")
-COEF_INIT_RULES = ("uniform", "nonzero")
 
 
 def init_bound(fan_in: int, rule: str = "fan-in") -> float:
@@ -106,8 +105,8 @@ class Subsampling(nn.Module):
         super().__init__()
         if repeat < 1 or channels % repeat:
             raise ValueError(f"channels ({channels}) must be a multiple of repeat ({repeat})")
-        if coef_init not in COEF_INIT_RULES:
-            raise ValueError(f"unknown coef_init {coef_init!r}; expected one of {COEF_INIT_RULES}")
+        if coef_init not in SUBSAMPLE_INITS:
+            raise ValueError(f"unknown coef_init {coef_init!r}; expected one of {SUBSAMPLE_INITS}")
         self.channels, self.size, self.init, self.repeat, self.coef_init = channels, size, init, repeat, coef_init
         self.weight = nn.Parameter(torch.empty(channels))
         self.bias = nn.Parameter(torch.empty(channels))
