@@ -145,6 +145,8 @@ def _train_config(args):
             weight_decay=args.weight_decay,
             label_smoothing=args.label_smoothing,
             augment=args.augment,
+            rotate=args.rotate,
+            elastic=args.elastic,
             noise=args.noise,
             train_file=getattr(args, "train_file", None),
             model=ModelConfig(
@@ -532,6 +534,16 @@ def _add_training_args(p: argparse.ArgumentParser, D) -> None:  # noqa: N803 - D
     p.add_argument("--label-smoothing", type=_nonneg_float, default=0.0, help="label smoothing of the ce loss")
     p.add_argument(
         "--augment", action="store_true", help="fresh random affine distortions every pass (modern training)"
+    )
+    p.add_argument(
+        "--rotate", type=_nonneg_float, default=0.0, metavar="DEG", help="with --augment: also rotate by up to +-DEG"
+    )
+    p.add_argument(
+        "--elastic",
+        type=_nonneg_float,
+        default=0.0,
+        metavar="ALPHA",
+        help="with --augment: also elastic distortions of strength ALPHA pixels (Simard et al. 2003; try 34)",
     )
     p.add_argument(
         "--noise", type=_nonneg_float, default=0.0, help="salt-and-pepper flip probability while training (Fig. 13)"

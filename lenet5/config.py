@@ -134,6 +134,11 @@ class TrainConfig:
     augment: bool = False
     """Fresh random affine distortions of every training pattern, every pass (modern training; the
     paper's fixed 540,000 copies are ``distort``). Ranges: distort.AUGMENT_RANGES."""
+    rotate: float = 0.0
+    """With ``augment``: also rotate every pattern by a uniform angle in +-rotate degrees (0 = none)."""
+    elastic: float = 0.0
+    """With ``augment``: also an elastic distortion of strength alpha = elastic pixels (Simard et al. 2003;
+    smoothing width distort.ELASTIC_SIGMA); 0 = none."""
     noise: float = 0.0
     """Salt-and-pepper noise during training: each pixel flipped with this probability (Fig. 13 used 0.1)."""
     train_file: str | None = None
@@ -201,6 +206,9 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
             (0 <= self.noise <= 0.5, f"noise must be a flip probability in [0, 0.5], got {self.noise}"),
             (not (self.augment and self.distort), "--augment and --distort are two ways to distort: choose one"),
+            (0 <= self.rotate <= 90, f"rotate must be in [0, 90] degrees, got {self.rotate}"),
+            (self.elastic >= 0, f"elastic must be >= 0, got {self.elastic}"),
+            (self.augment or not (self.rotate or self.elastic), "--rotate and --elastic add to --augment: give it too"),
             (self.map_j > 0, f"j must be > 0 (Eq. 9), got {self.map_j}"),
             (self.mu > 0, f"mu must be > 0, got {self.mu}"),
             (self.eta_scale > 0, f"eta scale must be > 0, got {self.eta_scale}"),

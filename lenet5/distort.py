@@ -13,6 +13,8 @@ patterns of a pass were drawn from the 600,000; ours shows every digit once per 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,6 +39,9 @@ AUGMENT_RANGES = {
     "squeeze": (0.9, 1.1),
     "shear": (-0.3, 0.3),
 }
+# Elastic distortions (Simard et al., 2003) for --elastic: a uniform(-1, 1) displacement per pixel and axis,
+# smoothed by a Gaussian of this width (pixels) and scaled by alpha. Our choice of width.
+ELASTIC_SIGMA = 4.0
 
 
 def sample_params(n: int, rng: np.random.Generator, ranges: dict = RANGES) -> np.ndarray:
@@ -76,9 +81,38 @@ def distort(fields: torch.Tensor, params: np.ndarray | torch.Tensor) -> torch.Te
     return warp(fields, affine_matrices(params))
 
 
-def warp(fields: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+def augment(fields: torch.Tensor, rng: np.random.Generator, rotate: float = 0.0, elastic: float = 0.0) -> torch.Tensor:
+    """A fresh random distortion of every input (--augment): an affine map drawn from AUGMENT_RANGES,
+    then optionally a rotation by up to +-``rotate`` degrees and an elastic displacement of strength
+    ``elastic`` (alpha, pixels; ELASTIC_SIGMA). With both 0 it draws exactly what it drew before they existed."""
+    n = len(fields)
+    m = affine_matrices(sample_params(n, rng, AUGMENT_RANGES))
+    if rotate > 0:
+        theta = torch.as_tensor(np.radians(rng.uniform(-rotate, rotate, n)), dtype=torch.float64)
+        c, s = torch.cos(theta), torch.sin(theta)
+        r = torch.stack([torch.stack([c, -s], 1), torch.stack([s, c], 1)], 1)  # (n, 2, 2)
+        m = torch.cat([m[:, :, :2] @ r, m[:, :, 2:]], dim=2)
+    displacement = elastic_displacement(n, fields.shape[-1], elastic, rng) if elastic > 0 else None
+    return warp(fields, m, displacement)
+
+
+def elastic_displacement(n: int, size: int, alpha: float, rng: np.random.Generator, sigma: float = ELASTIC_SIGMA):
+    """(n, size, size, 2) smooth random displacements in pixels (x, y): uniform(-1, 1) noise per pixel and
+    axis, convolved with a normalised Gaussian of width ``sigma``, times ``alpha``."""
+    noise = torch.as_tensor(rng.uniform(-1.0, 1.0, (2 * n, 1, size, size)), dtype=torch.float32)
+    radius = int(math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    g = g / g.sum()
+    smooth = F.conv2d(noise, g.view(1, 1, 1, -1), padding=(0, radius))  # along x, then along y
+    smooth = F.conv2d(smooth, g.view(1, 1, -1, 1), padding=(radius, 0))
+    return (alpha * smooth).view(n, 2, size, size).permute(0, 2, 3, 1)
+
+
+def warp(fields: torch.Tensor, m: torch.Tensor, displacement: torch.Tensor | None = None) -> torch.Tensor:
     """Apply the forward affine maps ``m`` (N, 2, 3), in pixels about the field centre, to (N, 1, S, S)
-    inputs: bilinear, background outside the original field."""
+    inputs: bilinear, background outside the original field. ``displacement`` (N, S, S, 2), pixels, moves
+    where each output pixel reads its input after the affine map (elastic distortions)."""
     n, _, size, _ = fields.shape
     # grid_sample needs the inverse map (output -> input) in normalised coordinates [-1, 1].
     lin, shift = m[:, :, :2], m[:, :, 2:]
@@ -87,6 +121,8 @@ def warp(fields: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     half = size / 2.0
     theta = torch.cat([inv_lin, inv_shift / half], dim=2).to(fields.device, torch.float32)  # (N, 2, 3)
     grid = F.affine_grid(theta, (n, 1, size, size), align_corners=False)
+    if displacement is not None:
+        grid = grid + displacement.to(grid.device, grid.dtype) / half
     ink = fields - PIXEL_BACKGROUND  # background 0, so zero padding is background
     out = F.grid_sample(ink, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out + PIXEL_BACKGROUND

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lenet5.compare import ENSEMBLE_SIZE, ROWS, SIZE_ROWS, size_row  # noqa: E402
+from lenet5.compare import ENSEMBLE, ROWS, SIZE_ROWS, size_row  # noqa: E402
 
 CPU_ROWS = {"lenet5-noise", "lenet5-15k", "lenet5-30k", "knn"}  # per-pattern SDLM (numba) or no training
 
@@ -37,6 +37,8 @@ def main() -> int:
         "boosted-lenet4",
         "lenet5-noise",
         "modern",
+        "modern-elastic",
+        "modern-rotate",
         "lenet5-30k",
         "lenet5-15k",
         "slides",
@@ -85,7 +87,7 @@ def main() -> int:
             print("not started: " + ", ".join(n for n, _ in queue), flush=True)
             break
     extra = []
-    if all((out / f"modern-s{s}" / "weights.pt").exists() for s in range(ENSEMBLE_SIZE)):
+    if all((out / f"{key}-s{s}" / "weights.pt").exists() for key, seeds in ENSEMBLE.items() for s in seeds):
         extra.append(rows["modern-ensemble"].command(0, str(out), "cuda"))
     models = ["paper", "paper-distort"] + [
         f"{name}={out / run / 'weights.pt'}"

@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from lenet5.distort import COPIES, RANGES, DistortedSet, affine_matrices, distort, sample_params
+from lenet5.distort import (
+    AUGMENT_RANGES,
+    COPIES,
+    RANGES,
+    DistortedSet,
+    affine_matrices,
+    augment,
+    distort,
+    elastic_displacement,
+    sample_params,
+)
 
 
 def test_parameters_stay_in_the_documented_ranges():
@@ -76,3 +86,65 @@ def test_twenty_passes_see_about_the_papers_number_of_distinct_patterns():
         seen[np.arange(n), versions] = True
     assert seen.sum() == pytest.approx(n * 10 * (1 - 0.9**20), rel=0.01)
     assert seen.sum() / len(dataset) == pytest.approx(0.878, abs=0.01)
+
+
+def test_augment_without_rotation_or_elastic_draws_what_it_drew_before(mnist):
+    """Runs recorded before --rotate and --elastic existed stay reproducible: the same draws, the same images."""
+    x = mnist[0][:16]
+    old = distort(x, sample_params(16, np.random.default_rng(3), AUGMENT_RANGES))
+    assert torch.equal(augment(x, np.random.default_rng(3)), old)
+
+
+def _orientation(img: torch.Tensor) -> float:
+    """Angle (degrees, x right, y down) of the ink's long axis, from its second moments."""
+    w = (img[0] + 0.1).clamp(min=0).double()
+    ys, xs = torch.meshgrid(torch.arange(32.0).double(), torch.arange(32.0).double(), indexing="ij")
+    m = w.sum()
+    cx, cy = (w * xs).sum() / m, (w * ys).sum() / m
+    dx, dy = xs - cx, ys - cy
+    cxx, cyy, cxy = (w * dx * dx).sum() / m, (w * dy * dy).sum() / m, (w * dx * dy).sum() / m
+    return float(np.degrees(0.5 * np.arctan2(float(2 * cxy), float(cxx - cyy))))
+
+
+def test_rotation_turns_the_digit_by_the_drawn_angle(monkeypatch):
+    """With the affine part held at the identity, a horizontal bar comes out at the angle the generator drew."""
+    import lenet5.distort as d
+
+    identity = {"tx": (0.0, 0.0), "ty": (0.0, 0.0), "scale": (1.0, 1.0), "squeeze": (1.0, 1.0), "shear": (0.0, 0.0)}
+    monkeypatch.setattr(d, "AUGMENT_RANGES", identity)
+    bar = torch.full((64, 1, 32, 32), -0.1)
+    bar[:, :, 15:17, 6:26] = 1.175
+    out = d.augment(bar, np.random.default_rng(4), rotate=30.0)
+    rng = np.random.default_rng(4)
+    d.sample_params(64, rng, d.AUGMENT_RANGES)
+    drawn = rng.uniform(-30.0, 30.0, 64)  # what augment drew after the affine parameters
+    measured = np.array([_orientation(im) for im in out])
+    assert np.abs(drawn).max() > 25  # the whole range is used
+    assert np.abs(np.abs(measured) - np.abs(drawn)).max() < 1.5  # bilinear sampling blurs a little
+    assert np.corrcoef(measured, drawn)[0, 1] > 0.99 or np.corrcoef(measured, -drawn)[0, 1] > 0.99
+
+
+def test_elastic_displacements_are_smooth_zero_mean_and_scale_with_alpha():
+    a = elastic_displacement(200, 32, 10.0, np.random.default_rng(5))
+    b = elastic_displacement(200, 32, 20.0, np.random.default_rng(5))
+    assert a.shape == (200, 32, 32, 2) and torch.allclose(b, 2 * a, atol=1e-5)
+    centre = a[:, 8:24, 8:24]  # away from the zero-padded border
+    assert abs(float(centre.mean())) < 0.02 and 0.2 < float(centre.std()) < 0.8
+    # neighbouring pixels move together (the Gaussian smoothing): correlation far above 0
+    corr = torch.corrcoef(torch.stack([centre[:, :, :-1].flatten(), centre[:, :, 1:].flatten()]))[0, 1]
+    assert float(corr) > 0.9
+
+
+def test_elastic_augmentation_bends_digits_but_keeps_them_in_the_field(mnist):
+    x = mnist[0][:512]
+    plain = augment(x, np.random.default_rng(6))
+    bent = augment(x, np.random.default_rng(6), rotate=10.0, elastic=34.0)
+    assert float((bent - plain).abs().mean()) > 0.02  # it does something
+    ink = bent + 0.1
+    # strokes are locally stretched or squeezed, so a digit's ink changes, but not on the whole
+    ratio = ink.sum((1, 2, 3)) / (plain + 0.1).sum((1, 2, 3))
+    assert 0.9 < float(ratio.median()) < 1.1 and float(ratio.min()) > 0.4 and float(ratio.max()) < 2.0
+    frame = torch.ones(32, 32, dtype=torch.bool)
+    frame[2:-2, 2:-2] = False
+    assert float(ink[:, 0][:, frame].sum() / ink.sum()) < 0.01  # almost nothing pushed to the edge
+    assert float(bent.min()) >= -0.1 - 1e-5 and float(bent.max()) <= 1.175 + 1e-5

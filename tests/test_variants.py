@@ -200,6 +200,8 @@ def test_modern_training_resumes_to_the_same_weights_as_an_uninterrupted_run(tmp
         weight_decay=0.05,
         label_smoothing=0.05,
         augment=True,
+        rotate=10.0,
+        elastic=34.0,
         batch_size=64,
         epochs=2,
         train_subset=640,
@@ -249,6 +251,8 @@ def test_cli_trains_a_sibling_and_the_slides_net_and_scores_an_ensemble(tmp_path
         (["--arch", "modern"], "SDLM trains the paper's networks only"),
         (["--noise", "0.7"], "noise must be a flip probability"),
         (["--augment", "--distort"], "choose one"),
+        (["--arch", "modern", "--optimizer", "adamw", "--elastic", "34"], "add to --augment"),
+        (["--arch", "modern", "--optimizer", "adamw", "--augment", "--rotate", "120"], "rotate must be in [0, 90]"),
         (["--arch", "lenet4", "--engine", "numba"], "numba trains LeNet-5"),
     ],
 )
