@@ -31,9 +31,11 @@ MODERN = (
     "--arch", "modern", "--optimizer", "adamw", "--lr", "3e-3", "--weight-decay", "0.05", "--loss", "ce",
     "--label-smoothing", "0.05", "--augment", "--batch-size", "128", "--epochs", "30", "--no-train-eval",
 )  # fmt: skip
-# The ensemble row's members: every modernised net trained, by row and seed (each recipe its own seeds, so
-# no two members start from the same weights). 5 members until 2026-11-29 (0.32%), then 7 (0.33%).
-ENSEMBLE = {"modern": (0, 1, 2, 3, 4, 5, 6), "modern-elastic": (7, 8, 9), "modern-rotate": (10, 11, 12)}
+# The ensemble row's members: the nets of the two recipes that meet the single-net goal, by row and seed (each
+# recipe its own seeds, so no two members start from the same weights). Rotations plus elastic distortions
+# trained worse alone (its row) and were left out before any ensemble with them was scored.
+# 5 members until 2026-11-29 (0.32%), then 7 (0.33%).
+ENSEMBLE = {"modern": (0, 1, 2, 3, 4, 5, 6), "modern-rotate": (10, 11, 12, 13, 14)}
 ENSEMBLE_SIZE = sum(len(seeds) for seeds in ENSEMBLE.values())
 
 
@@ -57,6 +59,17 @@ class Row:
 
 def _train(key: str, *extra: str) -> tuple[str, ...]:
     return ("train", *extra, "--out-dir", "{out}", "--run-name", f"{key}-s{{seed}}", "--seed", "{seed}", "--quiet")
+
+
+def _evaluate(key: str, runs: list[str]) -> tuple[str, ...]:
+    """An ensemble row's command: the summed penalties of the runs' final weights."""
+    return (
+        "evaluate",
+        *[a for r in runs for a in ("--weights", f"{{out}}/{r}/weights.pt")],
+        "--json",
+        "--out",
+        f"{{out}}/{key}.json",
+    )
 
 
 ROWS: tuple[Row, ...] = (
@@ -131,19 +144,21 @@ ROWS: tuple[Row, ...] = (
         "modernised LeNet-5, + rotations and elastic distortions",
         "modern",
         _train("modern-elastic", *MODERN, "--rotate", "10", "--elastic", "34"),
-        seeds=ENSEMBLE["modern-elastic"],
+        seeds=(7,),
     ),
     Row(
         "modern-ensemble",
-        f"ensemble of all {ENSEMBLE_SIZE} modernised LeNet-5s above",
+        f"ensemble of the {ENSEMBLE_SIZE} modernised LeNet-5s with and without rotations",
         "modern",
-        (
-            "evaluate",
-            *[a for k, seeds in ENSEMBLE.items() for s in seeds for a in ("--weights", f"{{out}}/{k}-s{s}/weights.pt")],
-            "--json",
-            "--out",
-            "{out}/modern-ensemble.json",
-        ),
+        _evaluate("modern-ensemble", [f"{k}-s{s}" for k, seeds in ENSEMBLE.items() for s in seeds]),
+        "ensemble",
+        (0,),
+    ),
+    Row(
+        "modern-rotate-ensemble",
+        f"ensemble of the {len(ENSEMBLE['modern-rotate'])} with rotations (chosen after scoring the one above)",
+        "modern",
+        _evaluate("modern-rotate-ensemble", [f"modern-rotate-s{s}" for s in ENSEMBLE["modern-rotate"]]),
         "ensemble",
         (0,),
     ),
@@ -243,7 +258,7 @@ def collect(row: Row, out: Path, x_speed: torch.Tensor | None = None) -> dict:
         model = build_model(ModelConfig(arch=row.arch))
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         macs = count_macs(model)
-        factor = 3 if row.kind == "boost" else ENSEMBLE_SIZE if row.kind == "ensemble" else 1
+        factor = 3 if row.kind == "boost" else row.argv.count("--weights") if row.kind == "ensemble" else 1
         info.update(params=params * factor, macs=macs * factor)
     errors, seconds, devices, models = [], [], set(), []
     if row.kind == "train":
