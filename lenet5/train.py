@@ -477,7 +477,7 @@ def train(
         log(f"resuming {run_dir} after pass {start_epoch}")
     model.to(config.device)
     if not config.model.paper_family and config.device == "cpu":
-        # the modern nets' convolutions run about 1.5x faster on the CPU in this layout (scripts/bench_modern.py)
+        # their convolutions run 1.2-1.7x faster on the CPU in this layout (scripts/bench_modern.py, BENCHMARKS.md)
         model.to(memory_format=torch.channels_last)
     engine = None
     if engine_name == "numba":

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lenet5.compare import ENSEMBLE, ROWS, SIZE_ROWS, size_row  # noqa: E402
+from lenet5.compare import ROWS, SIZE_ROWS, size_row  # noqa: E402
 
 CPU_ROWS = {"lenet5-noise", "lenet5-15k", "lenet5-30k", "knn"}  # per-pattern SDLM (numba) or no training
 
@@ -87,8 +87,11 @@ def main() -> int:
             print("not started: " + ", ".join(n for n, _ in queue), flush=True)
             break
     extra = []
-    if all((out / f"{key}-s{s}" / "weights.pt").exists() for key, seeds in ENSEMBLE.items() for s in seeds):
-        extra.append(rows["modern-ensemble"].command(0, str(out), "cuda"))
+    for row in ROWS:  # every ensemble row whose members all finished
+        argv = row.command(0, str(out), "cuda")
+        members = [argv[i + 1] for i, a in enumerate(argv) if a == "--weights"]
+        if row.kind == "ensemble" and all(Path(m).exists() for m in members):
+            extra.append(argv)
     models = ["paper", "paper-distort"] + [
         f"{name}={out / run / 'weights.pt'}"
         for name, run in (("modern", "modern-s0"), ("noise-trained", "lenet5-noise-s0"))
@@ -98,7 +101,8 @@ def main() -> int:
     for argv in extra:
         if args.data_dir:
             argv += ["--data-dir", args.data_dir]
-        with open(logs / f"{argv[0]}.log", "w") as log:
+        name = Path(argv[argv.index("--out") + 1]).stem  # modern-ensemble, ..., robustness
+        with open(logs / f"{name}.log", "w") as log:
             code = subprocess.call([sys.executable, "-m", "lenet5", *argv], stdout=log, stderr=subprocess.STDOUT)
         print(f"[{time.time() - start:5.0f}s] {argv[0]}: exit {code}", flush=True)
     return 0
