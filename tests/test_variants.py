@@ -283,6 +283,19 @@ def test_compare_writes_results_md_with_measured_rows_and_says_which_were_not_ru
     assert r.returncode == 1 and "unknown row(s) bogus" in r.stderr
 
 
+def test_ensemble_rows_name_their_members_and_the_confirmation_shares_none():
+    from lenet5.compare import CONFIRM, ENSEMBLE
+
+    members = {r.key: [a for a in r.argv if a.endswith("weights.pt")] for r in ROWS if r.kind == "ensemble"}
+    assert members["modern-rotate-confirm"] == [f"{{out}}/modern-rotate-s{s}/weights.pt" for s in CONFIRM]
+    earlier = set(members["modern-ensemble"]) | set(members["modern-rotate-ensemble"])
+    assert len(members["modern-ensemble"]) == sum(len(s) for s in ENSEMBLE.values()) and not earlier & set(
+        members["modern-rotate-confirm"]
+    )
+    rotate = next(r for r in ROWS if r.key == "modern-rotate")
+    assert set(CONFIRM) <= set(rotate.seeds)  # `lenet5 compare --run modern-rotate` trains them
+
+
 def test_plot_draws_the_robustness_curves_and_the_slides_training_curves(tmp_path):
     from PIL import Image
 
