@@ -34,7 +34,7 @@ MODERN = (
 # The ensemble row's members: the nets of the two recipes that meet the single-net goal, by row and seed (each
 # recipe its own seeds, so no two members start from the same weights). Rotations plus elastic distortions
 # trained worse alone (its row) and were left out before any ensemble with them was scored.
-# 5 members until 2026-11-29 (0.32%), then 7 (0.33%).
+# 5 members until 2026-11-29 (0.32%), then 7 (0.33%), then these 12 (0.33%).
 ENSEMBLE = {"modern": (0, 1, 2, 3, 4, 5, 6), "modern-rotate": (10, 11, 12, 13, 14)}
 ENSEMBLE_SIZE = sum(len(seeds) for seeds in ENSEMBLE.values())
 # The confirmation ensemble: new seeds of the rotation recipe, named before any of them was trained or scored,
@@ -58,6 +58,11 @@ class Row:
     def command(self, seed: int | str = "S", out: str = "results/variants", device: str = "cpu") -> list[str]:
         argv = [a.format(out=out, seed=seed) for a in self.argv]
         return argv + (["--device", device] if device != "cpu" and self.kind != "knn" else [])
+
+    def members(self, out: str = "results/variants") -> list[str]:
+        """An ensemble row's weight files (none for the other kinds)."""
+        argv = self.command(out=out)
+        return [argv[i + 1] for i, a in enumerate(argv) if a == "--weights"]
 
 
 def _train(key: str, *extra: str) -> tuple[str, ...]:
@@ -269,7 +274,7 @@ def collect(row: Row, out: Path, x_speed: torch.Tensor | None = None) -> dict:
         model = build_model(ModelConfig(arch=row.arch))
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         macs = count_macs(model)
-        factor = 3 if row.kind == "boost" else row.argv.count("--weights") if row.kind == "ensemble" else 1
+        factor = 3 if row.kind == "boost" else len(row.members()) if row.kind == "ensemble" else 1
         info.update(params=params * factor, macs=macs * factor)
     errors, seconds, devices, models = [], [], set(), []
     if row.kind == "train":

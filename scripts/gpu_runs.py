@@ -88,10 +88,8 @@ def main() -> int:
             break
     extra = []
     for row in ROWS:  # every ensemble row whose members all finished
-        argv = row.command(0, str(out), "cuda")
-        members = [argv[i + 1] for i, a in enumerate(argv) if a == "--weights"]
-        if row.kind == "ensemble" and all(Path(m).exists() for m in members):
-            extra.append(argv)
+        if row.kind == "ensemble" and all(Path(m).exists() for m in row.members(str(out))):
+            extra.append(row.command(0, str(out), "cuda"))
     models = ["paper", "paper-distort"] + [
         f"{name}={out / run / 'weights.pt'}"
         for name, run in (("modern", "modern-s0"), ("noise-trained", "lenet5-noise-s0"))

@@ -14,24 +14,24 @@ import numpy as np
 
 import lenet5.engine as engine
 
+_train = engine.NumbaEngine.train
+
 
 def train64(self, xs, labels):
-    if self.steps is None:
-        raise RuntimeError("call set_steps() before train()")
     shadow = getattr(self, "shadow", None)
     # (re)start from the float32 model when it was changed from outside (a fresh engine, a resumed run)
     if shadow is None or any(
         not np.array_equal(w, s.astype(np.float32)) for w, s in zip(self.weights, shadow, strict=True)
     ):
         shadow = self.shadow = tuple(w.astype(np.float64) for w in self.weights)
-    xs, labels = self._inputs(xs, labels)
-    loss, errors = engine._patterns(
-        xs, labels, shadow, self.steps, True, self.table_out, self.table_in, self.prototypes,
-        self.loss_kind, np.float32(self.j), self.buffers,
-    )  # fmt: skip
-    for w, s in zip(self.weights, shadow, strict=True):
+    views, self.weights = self.weights, shadow  # the same pass, on the float64 copies
+    try:
+        result = _train(self, xs, labels)
+    finally:
+        self.weights = views
+    for w, s in zip(views, shadow, strict=True):
         w[...] = s  # rounded to float32
-    return float(loss), int(errors)
+    return result
 
 
 if __name__ == "__main__":
