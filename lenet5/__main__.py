@@ -285,17 +285,20 @@ def cmd_evaluate(args) -> int:
     from .checkpoint import load_model
     from .data import load_mnist
     from .fileio import atomic_write_text
-    from .model import Ensemble
+    from .model import Ensemble, TestTimeAugment
     from .train import evaluate, resolve_device
 
     device = resolve_device(args.device)
     sources = args.weights or [args.pretrained or "paper"]
     models = [load_model(w, device=device, engine=args.engine) for w in sources]
     model = models[0] if len(models) == 1 else Ensemble(models).eval()
+    if args.tta != "none":
+        model = TestTimeAugment(model, args.tta).to(device).eval()
     x, y = load_mnist(args.split, args.data_dir, args.dataset, quiet=args.json)
     result = evaluate(model, x, y, device=args.device)
     result.pop("predictions")
     result["weights"] = [str(w) for w in sources]
+    result["tta"] = args.tta
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(result) + "\n")
     if args.json:
@@ -557,7 +560,7 @@ def _add_training_args(p: argparse.ArgumentParser, D) -> None:  # noqa: N803 - D
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import TrainConfig
+    from .config import TTA_VIEWS, TrainConfig
 
     D = TrainConfig()  # noqa: N806 - the defaults of `train` are the config's (the paper's recipe)
     parser = argparse.ArgumentParser(
@@ -603,6 +606,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_args(p, several=True)
     _add_data_args(p)
     p.add_argument("--split", choices=["test", "train"], default="test", help="which split to score")
+    p.add_argument(
+        "--tta",
+        choices=list(TTA_VIEWS),
+        default="none",
+        help="test-time augmentation: sum each network's penalties over views of every digit: shift = itself and "
+        "its four 1-pixel shifts; shift-rotate adds +-5 degrees; shift-rotate-scale adds x0.93 and x1.07",
+    )
     _add_inference_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (error_rate in percent, misses, n, ...)")
     p.add_argument("--out", metavar="FILE.json", help="also write the JSON object to this file")

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import PAPER_TEST_ERROR, ModelConfig
+from .config import PAPER_TEST_ERROR, TTA_VIEWS, ModelConfig
 from .errors import Lenet5Error
 from .fileio import atomic_write_text
 from .layers import RBFOutput, SparseConv2d, Subsampling
@@ -40,6 +40,9 @@ ENSEMBLE_SIZE = sum(len(seeds) for seeds in ENSEMBLE.values())
 # The confirmation ensemble: new seeds of the rotation recipe, named before any of them was trained or scored,
 # because the 5-net rotation ensemble below was picked after the 12-net one had been scored.
 CONFIRM = (15, 16, 17, 18, 19)
+# Every modernised net above, as one ensemble: the control of the test-time augmentation row registered in
+# results/tta/PREREGISTRATION.md before either was scored.
+ALL_MODERN = [f"{k}-s{s}" for k, seeds in ENSEMBLE.items() for s in seeds] + [f"modern-rotate-s{s}" for s in CONFIRM]
 
 
 @dataclass(frozen=True)
@@ -64,16 +67,22 @@ class Row:
         argv = self.command(out=out)
         return [argv[i + 1] for i, a in enumerate(argv) if a == "--weights"]
 
+    @property
+    def tta(self) -> str:
+        """An ensemble row's test-time augmentation (`evaluate --tta`), 'none' without."""
+        return self.argv[self.argv.index("--tta") + 1] if "--tta" in self.argv else "none"
+
 
 def _train(key: str, *extra: str) -> tuple[str, ...]:
     return ("train", *extra, "--out-dir", "{out}", "--run-name", f"{key}-s{{seed}}", "--seed", "{seed}", "--quiet")
 
 
-def _evaluate(key: str, runs: list[str]) -> tuple[str, ...]:
+def _evaluate(key: str, runs: list[str], *extra: str) -> tuple[str, ...]:
     """An ensemble row's command: the summed penalties of the runs' final weights."""
     return (
         "evaluate",
         *[a for r in runs for a in ("--weights", f"{{out}}/{r}/weights.pt")],
+        *extra,
         "--json",
         "--out",
         f"{{out}}/{key}.json",
@@ -178,6 +187,14 @@ ROWS: tuple[Row, ...] = (
         "ensemble",
         (0,),
     ),
+    Row(
+        "modern-all",
+        f"ensemble of all {len(ALL_MODERN)} nets of the first two modernised rows (control for the row below)",
+        "modern",
+        _evaluate("modern-all", ALL_MODERN),
+        "ensemble",
+        (0,),
+    ),
 )
 ROW_KEYS = tuple(r.key for r in ROWS)
 SIZE_ROWS = (15_000, 30_000)  # the training-set sizes of Fig. 6 besides the full 60,000
@@ -267,7 +284,7 @@ def _train_seconds(run_dir: Path) -> float:
 def collect(row: Row, out: Path, x_speed: torch.Tensor | None = None) -> dict:
     """The measured numbers of one row from its result files; {"status": "not run"} when there are none."""
     from .checkpoint import load_model
-    from .model import Ensemble, build_model
+    from .model import Ensemble, TestTimeAugment, build_model
 
     info: dict = {"key": row.key, "label": row.label, "paper": row.paper}
     if row.arch != "knn":
@@ -275,7 +292,7 @@ def collect(row: Row, out: Path, x_speed: torch.Tensor | None = None) -> dict:
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         macs = count_macs(model)
         factor = 3 if row.kind == "boost" else len(row.members()) if row.kind == "ensemble" else 1
-        info.update(params=params * factor, macs=macs * factor)
+        info.update(params=params * factor, macs=macs * factor * len(TTA_VIEWS[row.tta]))
     errors, seconds, devices, models = [], [], set(), []
     if row.kind == "train":
         for d in _run_dirs(out, row):
@@ -316,6 +333,7 @@ def collect(row: Row, out: Path, x_speed: torch.Tensor | None = None) -> dict:
     if x_speed is not None and models:
         first = models[0]
         net = Ensemble([load_model(p) for p in first]) if isinstance(first, list) else load_model(first)
+        net = net if row.tta == "none" else TestTimeAugment(net, row.tta).eval()
         info["images_per_second"] = _images_per_second(net, x_speed)
     return info
 

@@ -23,6 +23,16 @@ PAPER_EPOCHS = 20  # Sec. III-C: 20 passes through the training set
 BATCH_LR_SCALES = ("sqrt", "sum", "mean")
 ARCHS = ("lenet5", "lenet4", "lenet1", "linear", "mlp300", "slides", "modern")
 OPTIMIZERS = ("sdlm", "adamw", "adam", "sgd")
+# Test-time augmentation (`lenet5 evaluate --tta NAME`): each view is (dx, dy, degrees, scale) about the field
+# centre; the first is the input itself (distort.view_maps makes their maps). Our choice; results/tta/validate.py
+# compares them on held-out training digits.
+_SHIFTS = ((0, 0, 0, 1), (1, 0, 0, 1), (-1, 0, 0, 1), (0, 1, 0, 1), (0, -1, 0, 1))  # itself, 1-pixel shifts
+TTA_VIEWS = {
+    "none": ((0, 0, 0, 1),),
+    "shift": _SHIFTS,
+    "shift-rotate": (*_SHIFTS, (0, 0, -5, 1), (0, 0, 5, 1)),
+    "shift-rotate-scale": (*_SHIFTS, (0, 0, -5, 1), (0, 0, 5, 1), (0, 0, 0, 0.93), (0, 0, 0, 1.07)),
+}
 LOSSES = ("mse", "map", "ce")
 
 

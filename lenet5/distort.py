@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import PIXEL_BACKGROUND, PIXEL_FOREGROUND
+from .config import PIXEL_BACKGROUND, PIXEL_FOREGROUND, TTA_VIEWS
 
 # Uniform ranges of the five distortion parameters. DEVIATION(D6): our choice, sized so that the
 # central 20x20 box of the 32x32 field (where MNIST puts the digit) always stays inside the field.
@@ -94,6 +94,19 @@ def augment(fields: torch.Tensor, rng: np.random.Generator, rotate: float = 0.0,
         m = torch.cat([m[:, :, :2] @ r, m[:, :, 2:]], dim=2)
     displacement = elastic_displacement(n, fields.shape[-1], elastic, rng) if elastic > 0 else None
     return warp(fields, m, displacement)
+
+
+def view_maps(views: str | list[tuple[float, float, float, float]]) -> torch.Tensor:
+    """(V, 2, 3) forward maps for :func:`warp` of the test-time views ``TTA_VIEWS[views]`` (a name) or of
+    a list of (dx, dy, degrees, scale)."""
+    if isinstance(views, str):
+        if views not in TTA_VIEWS:
+            raise ValueError(f"unknown test-time augmentation {views!r}; choose from {', '.join(TTA_VIEWS)}")
+        views = TTA_VIEWS[views]
+    v = torch.tensor(views, dtype=torch.float64).reshape(-1, 4)
+    dx, dy, theta, k = v[:, 0], v[:, 1], torch.deg2rad(v[:, 2]), v[:, 3]
+    c, s = k * torch.cos(theta), k * torch.sin(theta)
+    return torch.stack([torch.stack([c, -s, dx], 1), torch.stack([s, c, dy], 1)], 1)
 
 
 def elastic_displacement(n: int, size: int, alpha: float, rng: np.random.Generator, sigma: float = ELASTIC_SIGMA):

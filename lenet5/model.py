@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .distort import view_maps, warp
 from .layers import (
     C3_FULL_TABLE,
     C3_TABLE,
@@ -199,6 +200,29 @@ class Ensemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(x) for m in self.members]).sum(0)  # (N, 10)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x).argmin(1)
+
+
+class TestTimeAugment(nn.Module):
+    """A network read on several views of each input (`lenet5 evaluate --tta`): the sum of its penalties
+    over the views, which for softmax networks multiplies the probabilities, as :class:`Ensemble` does.
+
+    Args:
+        model: any network of this package ((N, 1, S, S) -> (N, classes) penalties).
+        views: a name of ``distort.TTA_VIEWS`` or (V, 2, 3) forward maps (``distort.view_maps``).
+    """
+
+    def __init__(self, model: nn.Module, views: str | torch.Tensor = "shift") -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("maps", view_maps(views) if isinstance(views, str) else views.to(torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = len(x)
+        return sum(self.model(warp(x, m.expand(n, 2, 3))) for m in self.maps)  # (N, classes)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

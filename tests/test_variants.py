@@ -315,3 +315,46 @@ def test_plot_draws_the_robustness_curves_and_the_slides_training_curves(tmp_pat
     bad.write_text("[1, 2]")
     r = run_cli("plot", "robustness", "--results", str(bad), "--out", str(tmp_path / "x.png"))
     assert r.returncode == 1 and "not a robustness result" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_test_time_augmentation_sums_the_penalties_of_each_view(mnist):
+    from lenet5.distort import view_maps, warp
+    from lenet5.model import TestTimeAugment
+
+    torch.manual_seed(0)
+    net = build_model(ModelConfig(arch="modern")).eval()
+    x = mnist[2][:16]
+    tta = TestTimeAugment(net, "shift-rotate").eval()
+    expected = sum(net(warp(x, m.expand(16, 2, 3))) for m in view_maps("shift-rotate"))
+    with torch.no_grad():
+        torch.testing.assert_close(tta(x), expected)
+        assert torch.equal(tta.predict(x), expected.argmin(1))
+        torch.testing.assert_close(TestTimeAugment(net, "none")(x), net(x))  # one view: the net itself
+        # over an ensemble it is the ensemble of each member's test-time views (sums commute)
+        other = build_model(ModelConfig(arch="modern")).eval()
+        both = TestTimeAugment(Ensemble([net, other]), "shift")(x)
+        torch.testing.assert_close(both, TestTimeAugment(net, "shift")(x) + TestTimeAugment(other, "shift")(x))
+
+
+def test_cli_evaluate_with_test_time_augmentation_scores_the_shipped_weights(tmp_path):
+    out = tmp_path / "tta.json"
+    r = run_cli("evaluate", "--pretrained", "--tta", "shift", "--json", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert result["tta"] == "shift" and result["n"] == 10_000 and result["error_rate"] <= 1.5
+    plain = json.loads(run_cli("evaluate", "--pretrained", "--json").stdout)
+    assert plain["tta"] == "none" and result["misclassified"] != plain["misclassified"]  # the views change answers
+    r = run_cli("evaluate", "--pretrained", "--tta", "tilt")
+    assert r.returncode == 2 and "invalid choice: 'tilt'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_all_nets_row_holds_every_modern_member_once_and_rows_know_their_views():
+    from lenet5.compare import Row, _evaluate
+
+    rows = {r.key: r for r in ROWS}
+    every = rows["modern-all"].members()
+    assert len(every) == len(set(every)) == 17 and rows["modern-all"].tta == "none"
+    assert set(every) == set(rows["modern-ensemble"].members()) | set(rows["modern-rotate-confirm"].members())
+    row = Row("x", "x", "modern", _evaluate("x", ["a-s0", "b-s1"], "--tta", "shift"), "ensemble", (0,))
+    assert row.tta == "shift" and row.members(out="o") == ["o/a-s0/weights.pt", "o/b-s1/weights.pt"]
+    assert row.command(out="o")[-5:] == ["--tta", "shift", "--json", "--out", "o/x.json"]
