@@ -358,3 +358,17 @@ def test_the_all_nets_row_holds_every_modern_member_once_and_rows_know_their_vie
     row = Row("x", "x", "modern", _evaluate("x", ["a-s0", "b-s1"], "--tta", "shift"), "ensemble", (0,))
     assert row.tta == "shift" and row.members(out="o") == ["o/a-s0/weights.pt", "o/b-s1/weights.pt"]
     assert row.command(out="o")[-5:] == ["--tta", "shift", "--json", "--out", "o/x.json"]
+
+
+def test_the_registered_test_time_row_scores_the_same_nets_with_the_views_validate_chose():
+    from lenet5.config import TTA_VIEWS
+
+    rows = {r.key: r for r in ROWS}
+    tta = rows["modern-all-tta"]
+    assert tta.members() == rows["modern-all"].members() and tta.tta == "shift-rotate-scale"
+    assert f"in {len(TTA_VIEWS[tta.tta])} views" in tta.label
+    # results/tta/validate.txt: the named set with the fewest misses of the two held-out nets together
+    lines = (Path(__file__).parent.parent / "results" / "tta" / "validate.txt").read_text().splitlines()
+    together = {ln.split(" (")[0]: int(ln.split()[-1]) for ln in lines if ln.split(" (")[0] in TTA_VIEWS}
+    best = min((n for n in together if n != "none"), key=lambda n: (together[n], len(TTA_VIEWS[n])))
+    assert best == tta.tta and together[best] < together["none"]
