@@ -40,9 +40,11 @@ ENSEMBLE_SIZE = sum(len(seeds) for seeds in ENSEMBLE.values())
 # The confirmation ensemble: new seeds of the rotation recipe, named before any of them was trained or scored,
 # because the 5-net rotation ensemble below was picked after the 12-net one had been scored.
 CONFIRM = (15, 16, 17, 18, 19)
-# Every modernised net above, as one ensemble: the control of the test-time augmentation row registered in
-# results/tta/PREREGISTRATION.md before either was scored.
-ALL_MODERN = [f"{k}-s{s}" for k, seeds in ENSEMBLE.items() for s in seeds] + [f"modern-rotate-s{s}" for s in CONFIRM]
+# Every net of the modern and modern-rotate recipes (not the elastic one), as one ensemble: the control of the
+# test-time augmentation row registered in results/tta/PREREGISTRATION.md before either was scored.
+ALL_MODERN = tuple(f"{k}-s{s}" for k, seeds in ENSEMBLE.items() for s in seeds) + tuple(
+    f"modern-rotate-s{s}" for s in CONFIRM
+)
 # The views: the named set with the fewest misses of two nets trained on 50,000 training digits, on the other
 # 10,000 (results/tta/validate.txt: 35, against 38 without views).
 ALL_TTA = "shift-rotate-scale"
@@ -80,8 +82,9 @@ def _train(key: str, *extra: str) -> tuple[str, ...]:
     return ("train", *extra, "--out-dir", "{out}", "--run-name", f"{key}-s{{seed}}", "--seed", "{seed}", "--quiet")
 
 
-def _evaluate(key: str, runs: list[str], *extra: str) -> tuple[str, ...]:
-    """An ensemble row's command: the summed penalties of the runs' final weights."""
+def _evaluate(key: str, runs: list[str] | tuple[str, ...], *extra: str) -> tuple[str, ...]:
+    """An ensemble row's command: the summed penalties of the runs' final weights; ``extra`` are more flags of
+    `lenet5 evaluate` (--tta)."""
     return (
         "evaluate",
         *[a for r in runs for a in ("--weights", f"{{out}}/{r}/weights.pt")],
@@ -200,7 +203,8 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "modern-all-tta",
-        f"the same {len(ALL_MODERN)}, each digit read in 9 views (--tta {ALL_TTA}, chosen on held-out digits)",
+        f"the same {len(ALL_MODERN)}, each digit read in {len(TTA_VIEWS[ALL_TTA])} views (--tta {ALL_TTA}, chosen "
+        "on held-out digits)",
         "modern",
         _evaluate("modern-all-tta", ALL_MODERN, "--tta", ALL_TTA),
         "ensemble",
@@ -324,6 +328,8 @@ def collect(row: Row, out: Path, x_speed: torch.Tensor | None = None) -> dict:
         f = out / f"{row.key}.json"
         if f.exists():
             r = json.loads(f.read_text())
+            if r.get("tta", "none") != row.tta:
+                raise Lenet5Error(f"{f} was scored with --tta {r.get('tta', 'none')}, row {row.key} asks for {row.tta}")
             errors.append(r["error_rate"])
             if "seconds" in r:
                 seconds.append(r["seconds"])

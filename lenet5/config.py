@@ -24,7 +24,8 @@ BATCH_LR_SCALES = ("sqrt", "sum", "mean")
 ARCHS = ("lenet5", "lenet4", "lenet1", "linear", "mlp300", "slides", "modern")
 OPTIMIZERS = ("sdlm", "adamw", "adam", "sgd")
 # Test-time augmentation (`lenet5 evaluate --tta NAME`): each view is (dx, dy, degrees, scale) about the field
-# centre; the first is the input itself (distort.view_maps makes their maps). Our choice; results/tta/validate.py
+# centre, dx to the right, dy down, degrees clockwise on screen as in robustness.STUDIES; the first is the input
+# itself (distort.view_maps makes their maps). Our choice; results/tta/validate.py
 # compares them on held-out training digits.
 _SHIFTS = ((0, 0, 0, 1), (1, 0, 0, 1), (-1, 0, 0, 1), (0, 1, 0, 1), (0, -1, 0, 1))  # itself, 1-pixel shifts
 TTA_VIEWS = {

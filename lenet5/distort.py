@@ -103,7 +103,9 @@ def view_maps(views: str | list[tuple[float, float, float, float]]) -> torch.Ten
         if views not in TTA_VIEWS:
             raise ValueError(f"unknown test-time augmentation {views!r}; choose from {', '.join(TTA_VIEWS)}")
         views = TTA_VIEWS[views]
-    v = torch.tensor(views, dtype=torch.float64).reshape(-1, 4)
+    v = torch.tensor(views, dtype=torch.float64)
+    if v.ndim != 2 or v.shape[1] != 4:
+        raise ValueError(f"test-time views are (dx, dy, degrees, scale) rows, got shape {tuple(v.shape)}")
     dx, dy, theta, k = v[:, 0], v[:, 1], torch.deg2rad(v[:, 2]), v[:, 3]
     c, s = k * torch.cos(theta), k * torch.sin(theta)
     return torch.stack([torch.stack([c, -s, dx], 1), torch.stack([s, c, dy], 1)], 1)

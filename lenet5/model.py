@@ -212,13 +212,17 @@ class TestTimeAugment(nn.Module):
 
     Args:
         model: any network of this package ((N, 1, S, S) -> (N, classes) penalties).
-        views: a name of ``distort.TTA_VIEWS`` or (V, 2, 3) forward maps (``distort.view_maps``).
+        views: a name of ``config.TTA_VIEWS``, a list of (dx, dy, degrees, scale), or (V, 2, 3) forward maps
+            (``distort.view_maps``).
     """
 
-    def __init__(self, model: nn.Module, views: str | torch.Tensor = "shift") -> None:
+    __test__ = False  # a model, not a pytest test class
+
+    def __init__(self, model: nn.Module, views: str | list | torch.Tensor = "shift") -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("maps", view_maps(views) if isinstance(views, str) else views.to(torch.float64))
+        maps = views.to(torch.float64).clone() if isinstance(views, torch.Tensor) else view_maps(views)
+        self.register_buffer("maps", maps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = len(x)

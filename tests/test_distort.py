@@ -153,20 +153,24 @@ def test_elastic_augmentation_bends_digits_but_keeps_them_in_the_field(mnist):
 def test_test_time_views_are_the_input_shifted_rotated_and_scaled_as_named(mnist):
     from lenet5.config import PIXEL_BACKGROUND, TTA_VIEWS
     from lenet5.distort import view_maps, warp
+    from lenet5.robustness import transform
 
     x = mnist[2][:4]
     maps = view_maps("shift-rotate-scale")
     assert maps.shape == (len(TTA_VIEWS["shift-rotate-scale"]), 2, 3) and len(view_maps("shift")) == 5
     assert torch.equal(warp(x, maps[0].expand(4, 2, 3)), x)  # the first view is the digit itself
-    # (dx, dy) = (1, 0) moves the digit one pixel right: MNIST keeps the field's border blank, so it is a roll
-    right = warp(x, maps[1].expand(4, 2, 3))
-    torch.testing.assert_close(right, torch.roll(x, 1, dims=3), atol=1e-6, rtol=0)
-    torch.testing.assert_close(warp(x, maps[3].expand(4, 2, 3)), torch.roll(x, 1, dims=2), atol=1e-6, rtol=0)
-    # +-5 degrees about the centre: a rotation matrix, the two views mirror each other
-    torch.testing.assert_close(maps[5, :, :2] @ maps[6, :, :2], torch.eye(2, dtype=torch.float64))
-    assert abs(float(maps[6, 1, 0]) - np.sin(np.radians(5))) < 1e-12
-    # x1.07 spreads the ink, x0.93 gathers it; both keep the background where nothing lands
+    # dx = +-1 moves the digit one pixel right / left, dy = +-1 down / up: MNIST keeps the field's border blank,
+    # so each is a roll of the image
+    for k, shift, dim in ((1, 1, 3), (2, -1, 3), (3, 1, 2), (4, -1, 2)):
+        moved = warp(x, maps[k].expand(4, 2, 3))
+        torch.testing.assert_close(moved, torch.roll(x, shift, dims=dim), atol=1e-6, rtol=0)
+    # the rotations and scalings are the robustness study's own (clockwise on screen for positive degrees)
+    for k, study, value in ((5, "rotate", -5), (6, "rotate", 5), (7, "scale", 0.93), (8, "scale", 1.07)):
+        assert torch.equal(warp(x, maps[k].expand(4, 2, 3)), transform(x, study, value))
+    # x1.07 spreads the ink, x0.93 gathers it
     ink = [float((warp(x, maps[k].expand(4, 2, 3)) > PIXEL_BACKGROUND + 0.5).sum()) for k in (7, 0, 8)]
     assert ink[0] < ink[1] < ink[2]
     with pytest.raises(ValueError, match="unknown test-time augmentation"):
         view_maps("tilt")
+    with pytest.raises(ValueError, match=r"\(dx, dy, degrees, scale\) rows"):
+        view_maps([(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 5)])  # four 3-tuples are not three views

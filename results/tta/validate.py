@@ -13,14 +13,15 @@ from pathlib import Path
 import torch
 
 from lenet5 import load_model
+from lenet5.config import TTA_VIEWS
 from lenet5.data import load_mnist
-from lenet5.distort import TTA_VIEWS, view_maps
+from lenet5.distort import view_maps
 from lenet5.model import TestTimeAugment
 
 HERE = Path(__file__).parent
 
 
-# The package's named sets (lenet5.distort.TTA_VIEWS) and a few more, each (dx, dy, degrees, scale).
+# The package's named sets (lenet5.config.TTA_VIEWS) and a few more, each (dx, dy, degrees, scale).
 GRID = [(dx, dy, 0, 1) for dx, dy in itertools.product((-1, 0, 1), repeat=2) if (dx, dy) != (0, 0)]
 CANDIDATES = {name: view_maps(name) for name in TTA_VIEWS} | {
     "shift 3x3": view_maps([(0, 0, 0, 1), *GRID]),
