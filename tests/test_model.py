@@ -66,6 +66,7 @@ def test_every_trainable_parameter_gets_a_gradient():
 
 
 @pytest.mark.parametrize("rule", ["fan-in", "sqrt-fan-in"])
+@torch.no_grad()  # reading weights, not training them
 def test_initialisation_bounds_per_layer(rule):
     """Appendix A: uniform in +-2.4/F_i (or our sqrt rule), F_i = fan-in of the unit, C3 per map."""
     model = LeNet5(ModelConfig(init=rule))
@@ -83,6 +84,7 @@ def test_initialisation_bounds_per_layer(rule):
     assert float(model.c3.weight[:18].abs().max()) > float(model.c3.weight[54:].abs().max())  # 75 vs 150 inputs
 
 
+@torch.no_grad()  # reading weights, not training them
 def test_printed_rule_gives_weights_of_two_point_four_over_fan_in():
     model = LeNet5(ModelConfig(init="fan-in"))
     assert float(model.c5.weight.abs().max()) == pytest.approx(2.4 / 400, rel=0.01)
