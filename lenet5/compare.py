@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +82,7 @@ def _train(key: str, *extra: str) -> tuple[str, ...]:
     return ("train", *extra, "--out-dir", "{out}", "--run-name", f"{key}-s{{seed}}", "--seed", "{seed}", "--quiet")
 
 
-def _evaluate(key: str, runs: list[str] | tuple[str, ...], *extra: str) -> tuple[str, ...]:
+def _evaluate(key: str, runs: Sequence[str], *extra: str) -> tuple[str, ...]:
     """An ensemble row's command: the summed penalties of the runs' final weights; ``extra`` are more flags of
     `lenet5 evaluate` (--tta)."""
     return (
@@ -328,8 +328,9 @@ def collect(row: Row, out: Path, x_speed: torch.Tensor | None = None) -> dict:
         f = out / f"{row.key}.json"
         if f.exists():
             r = json.loads(f.read_text())
-            if r.get("tta", "none") != row.tta:
-                raise Lenet5Error(f"{f} was scored with --tta {r.get('tta', 'none')}, row {row.key} asks for {row.tta}")
+            scored_with = r.get("tta", "none")  # files written before --tta existed read each digit once
+            if scored_with != row.tta:
+                raise Lenet5Error(f"{f} was scored with --tta {scored_with}, row {row.key} asks for {row.tta}")
             errors.append(r["error_rate"])
             if "seconds" in r:
                 seconds.append(r["seconds"])
