@@ -524,7 +524,7 @@ def _add_training_args(p: argparse.ArgumentParser, D) -> None:  # noqa: N803 - D
         choices=ARCHS,
         default="lenet5",
         help="the network: the paper's lenet5, lenet4, lenet1, linear, mlp300; the slides' Keras LeNet-5 "
-        "(slides); a modernised LeNet-5 (modern)",
+        "(slides); a modernised LeNet-5 (modern) and a second design of it for ensembles (modern2)",
     )
     p.add_argument(
         "--optimizer", choices=OPTIMIZERS, default=D.optimizer, help="sdlm = the paper's; the others for modern nets"

@@ -21,7 +21,7 @@ PAPER_EPOCHS = 20  # Sec. III-C: 20 passes through the training set
 
 
 BATCH_LR_SCALES = ("sqrt", "sum", "mean")
-ARCHS = ("lenet5", "lenet4", "lenet1", "linear", "mlp300", "slides", "modern")
+ARCHS = ("lenet5", "lenet4", "lenet1", "linear", "mlp300", "slides", "modern", "modern2")
 OPTIMIZERS = ("sdlm", "adamw", "adam", "sgd")
 # Test-time augmentation (`lenet5 evaluate --tta NAME`): each view is (dx, dy, degrees, scale) about the field
 # centre, dx to the right, dy down, degrees clockwise on screen as in robustness.STUDIES; the first is the input
@@ -85,8 +85,8 @@ class ModelConfig:
 
     arch: str = "lenet5"
     """Architecture: 'lenet5' (the paper's); its siblings 'lenet4' and 'lenet1' and the Fig. 9 baselines
-    'linear' and 'mlp300' (Sec. III-C); 'slides' (the talk slides' Keras LeNet-5) and 'modern' (a
-    LeNet-5-sized network of today's parts, under 60,000 parameters) from modern.py."""
+    'linear' and 'mlp300' (Sec. III-C); 'slides' (the talk slides' Keras LeNet-5), 'modern' and 'modern2'
+    (two LeNet-5-sized networks of today's parts, under 60,000 parameters) from modern.py."""
     c3_table: str = "paper"
     """C3 connectivity: 'paper' (Table I, 60 of the 96 map pairs) or 'full' (every S2 map feeds every C3 map)."""
     in_size: int = 32
@@ -112,8 +112,8 @@ class ModelConfig:
 
     @property
     def paper_family(self) -> bool:
-        """Squashed units with a trunk SDLM can train (everything but 'slides' and 'modern')."""
-        return self.arch not in ("slides", "modern")
+        """Squashed units with a trunk SDLM can train (everything but 'slides', 'modern' and 'modern2')."""
+        return self.arch not in ("slides", "modern", "modern2")
 
 
 @dataclass
