@@ -45,6 +45,10 @@ CONFIRM = (15, 16, 17, 18, 19)
 ALL_MODERN = tuple(f"{k}-s{s}" for k, seeds in ENSEMBLE.items() for s in seeds) + tuple(
     f"modern-rotate-s{s}" for s in CONFIRM
 )
+# The second design's nets (results/modern2/PREREGISTRATION.md: the rotation recipe with --arch modern2, seeds
+# named before any was trained) and the fourth registered ensemble: the 17 above and these, read in the views.
+MODERN2_SEEDS = (20, 21, 22, 23, 24, 25, 26)
+MIXED = ALL_MODERN + tuple(f"modern2-s{s}" for s in MODERN2_SEEDS)
 # The views: the named set with the fewest misses of two nets trained on 50,000 training digits, on the other
 # 10,000 (results/tta/validate.txt: 35, against 38 without views).
 ALL_TTA = "shift-rotate-scale"
@@ -56,7 +60,7 @@ class Row:
     label: str
     arch: str
     argv: tuple[str, ...]  # the command for one seed; {out} = the results folder, {seed}
-    kind: str = "train"  # 'train' (run dirs {key}-s{seed}), 'boost', 'knn', 'ensemble' (of the 'modern' runs)
+    kind: str = "train"  # 'train' (run dirs {key}-s{seed}), 'boost', 'knn', 'ensemble' (of training rows' runs)
     seeds: tuple[int, ...] = (0, 1, 2)
 
     @property
@@ -170,6 +174,13 @@ ROWS: tuple[Row, ...] = (
         seeds=(7,),
     ),
     Row(
+        "modern2",
+        "second modern design (5x5 first layer, 4 convolutions), + rotations",
+        "modern2",
+        _train("modern2", *[("modern2" if a == "modern" else a) for a in MODERN], "--rotate", "10"),
+        seeds=MODERN2_SEEDS,
+    ),
+    Row(
         "modern-ensemble",
         f"ensemble of the {ENSEMBLE_SIZE} modernised LeNet-5s with and without rotations",
         "modern",
@@ -207,6 +218,23 @@ ROWS: tuple[Row, ...] = (
         "on held-out digits)",
         "modern",
         _evaluate("modern-all-tta", ALL_MODERN, "--tta", ALL_TTA),
+        "ensemble",
+        (0,),
+    ),
+    Row(
+        "modern-mixed",
+        f"ensemble of those {len(ALL_MODERN)} and the {len(MODERN2_SEEDS)} of the second design (control for the row "
+        "below)",
+        "modern",
+        _evaluate("modern-mixed", MIXED),
+        "ensemble",
+        (0,),
+    ),
+    Row(
+        "modern-mixed-tta",
+        f"the same {len(MIXED)}, each digit read in {len(TTA_VIEWS[ALL_TTA])} views (--tta {ALL_TTA})",
+        "modern",
+        _evaluate("modern-mixed-tta", MIXED, "--tta", ALL_TTA),
         "ensemble",
         (0,),
     ),
@@ -263,6 +291,15 @@ def _images_per_second(model: nn.Module, x: torch.Tensor, repeats: int = 3) -> f
     return len(x) / best
 
 
+def _member_arch(weights: str) -> str:
+    """The architecture of an ensemble member, .../{row key}-s{seed}/weights.pt, from its row."""
+    key = Path(weights).parent.name.rsplit("-s", 1)[0]
+    rows = [r for r in ROWS if r.key == key and r.kind == "train"]
+    if not rows:
+        raise Lenet5Error(f"ensemble member {weights}: no training row {key!r} says which network it is")
+    return rows[0].arch
+
+
 def _run_dirs(out: Path, row: Row) -> list[Path]:
     """The finished runs of a row (a test.json), by seed."""
     dirs = sorted(
@@ -303,10 +340,11 @@ def collect(row: Row, out: Path, x_speed: torch.Tensor | None = None) -> dict:
 
     info: dict = {"key": row.key, "label": row.label, "paper": row.paper}
     if row.arch != "knn":
-        model = build_model(ModelConfig(arch=row.arch))
-        params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        macs = count_macs(model)
-        factor = 3 if row.kind == "boost" else len(row.members()) if row.kind == "ensemble" else 1
+        archs = [_member_arch(m) for m in row.members()] if row.kind == "ensemble" else [row.arch]
+        models_ = [build_model(ModelConfig(arch=a)) for a in archs]
+        params = sum(p.numel() for m in models_ for p in m.parameters() if p.requires_grad)
+        macs = sum(count_macs(m) for m in models_)
+        factor = 3 if row.kind == "boost" else 1
         info.update(params=params * factor, macs=macs * factor * len(TTA_VIEWS[row.tta]))
     errors, seconds, devices, models = [], [], set(), []
     if row.kind == "train":

@@ -32,6 +32,7 @@ EXPECTED_PARAMS = {  # PAPER_NOTES.md D11, D12; modern.py
     "mlp300": 238_510,
     "slides": 61_706,
     "modern": 47_950,
+    "modern2": 53_522,
 }
 
 
@@ -48,8 +49,9 @@ def test_every_arch_builds_with_its_parameter_count_and_returns_penalties(arch):
     assert all(p.grad is not None for p in model.parameters()), "every parameter gets a gradient"
 
 
-def test_modern_net_keeps_lenet5s_parameter_budget_and_its_penalties_are_log_probabilities():
-    model = build_model(ModelConfig(arch="modern")).eval()
+@pytest.mark.parametrize("arch", ["modern", "modern2"])
+def test_modern_net_keeps_lenet5s_parameter_budget_and_its_penalties_are_log_probabilities(arch):
+    model = build_model(ModelConfig(arch=arch)).eval()
     assert sum(p.numel() for p in model.parameters()) <= 60_000
     p = torch.exp(-model(torch.randn(5, 1, 32, 32)))
     torch.testing.assert_close(p.sum(1), torch.ones(5))
@@ -58,6 +60,9 @@ def test_modern_net_keeps_lenet5s_parameter_budget_and_its_penalties_are_log_pro
 def test_count_macs_matches_the_lenet5_layer_table_and_the_paper_sized_siblings():
     assert count_macs(LeNet5()) == sum(r["macs"] for r in layer_table()) == 334_400
     assert count_macs(build_model(ModelConfig(arch="lenet4"))) == 257_540  # paper: about 260,000
+    # modern2 by hand: 5x5 1->24 on 28x28, 3x3 24->32 and 32->48 on 14x14, 3x3 48->72 on 7x7, 72->10
+    by_hand = 28 * 28 * 24 * 25 + 14 * 14 * 9 * (24 * 32 + 32 * 48) + 7 * 7 * 9 * 48 * 72 + 72 * 10
+    assert count_macs(build_model(ModelConfig(arch="modern2"))) == by_hand == 6_059_472
     assert count_macs(build_model(ModelConfig(arch="lenet1"))) == 101_860  # paper: about 100,000
 
 
@@ -388,3 +393,35 @@ def test_compare_counts_each_view_and_refuses_a_result_scored_with_other_views(t
     (tmp_path / "modern-all-tta.json").write_text(json.dumps({"error_rate": 0.3, "misses": 30, "n": 10_000}))
     with pytest.raises(Lenet5Error, match="scored with --tta none, row modern-all-tta asks for shift-rotate-scale"):
         collect(rows["modern-all-tta"], tmp_path)
+
+
+def test_the_mixed_rows_add_the_registered_second_design_nets_and_count_each_members_cost(tmp_path):
+    from lenet5.compare import _member_arch, collect
+    from lenet5.errors import Lenet5Error
+
+    rows = {r.key: r for r in ROWS}
+    old, mixed, tta = rows["modern-all"].members(), rows["modern-mixed"].members(), rows["modern-mixed-tta"].members()
+    new = [m for m in mixed if m not in old]
+    assert mixed == tta and mixed[: len(old)] == old and len(set(mixed)) == len(mixed) == 24
+    assert new == [f"results/variants/modern2-s{s}/weights.pt" for s in range(20, 27)]
+    assert {_member_arch(m) for m in old} == {"modern"} and {_member_arch(m) for m in new} == {"modern2"}
+    assert rows["modern-mixed"].tta == "none" and rows["modern-mixed-tta"].tta == "shift-rotate-scale"
+    plain, views = collect(rows["modern-mixed"], tmp_path), collect(rows["modern-mixed-tta"], tmp_path)
+    assert plain["params"] == views["params"] == 17 * 47_950 + 7 * 53_522
+    assert plain["macs"] == 17 * 10_783_320 + 7 * 6_059_472 and views["macs"] == 9 * plain["macs"]
+    with pytest.raises(Lenet5Error, match="no training row 'mystery'"):
+        _member_arch("results/variants/mystery-s3/weights.pt")
+
+
+def test_the_second_design_row_trains_the_recipe_and_seeds_registered_before_training():
+    """results/modern2/PREREGISTRATION.md, point 2, names the command and the seeds; the row must run exactly that."""
+    text = (Path(__file__).parent.parent / "results" / "modern2" / "PREREGISTRATION.md").read_text()
+    point = text.split("2. **The recipe**")[1].split("3. **")[0]
+    registered = next(" ".join(c.split()) for c in point.split("`") if c.startswith("lenet5 train"))
+    row = {r.key: r for r in ROWS}["modern2"]
+    argv = row.command(seed=20)
+    assert argv[argv.index("--out-dir") :] == [
+        "--out-dir", "results/variants", "--run-name", "modern2-s20", "--seed", "20", "--quiet"
+    ]  # fmt: skip
+    assert "lenet5 " + " ".join(argv[: argv.index("--out-dir")]) == registered
+    assert row.seeds == tuple(range(20, 27)) and "Seeds 20 to 26 (seven nets)" in point

@@ -1,0 +1,51 @@
+"""The gate of PREREGISTRATION.md, point 3: does a net of the second design help the old ones on held-out digits?
+
+Three nets trained on the first 50,000 training digits (results/tta/val-modern-s100, results/tta/val-rotate-s101
+and this folder's val-modern2-s200) read the other 10,000 in the registered views (shift-rotate-scale). The
+test set is scored only if the three together miss fewer than the two old ones together (35 in
+results/tta/validate.txt). Usage: python results/modern2/gate.py
+"""
+
+from pathlib import Path
+
+import torch
+
+from lenet5 import load_model
+from lenet5.data import load_mnist
+from lenet5.model import TestTimeAugment
+
+ROOT = Path(__file__).resolve().parents[1]
+OLD = [ROOT / "tta" / "val-modern-s100", ROOT / "tta" / "val-rotate-s101"]
+NEW = ROOT / "modern2" / "val-modern2-s200"
+VIEWS = "shift-rotate-scale"
+OLD_TOGETHER = 35  # results/tta/validate.txt, recomputed below
+
+
+@torch.no_grad()
+def penalties(run_dir: Path, x: torch.Tensor) -> torch.Tensor:
+    """(N, 10) -log p of the run's final weights, summed over the views."""
+    tta = TestTimeAugment(load_model(run_dir / "weights.pt"), VIEWS).eval()
+    return torch.cat([tta(x[i : i + 1000]) for i in range(0, len(x), 1000)])
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    x, y = load_mnist("train")
+    x, y = x[50_000:], y[50_000:]
+    per = {d.name: penalties(d, x) for d in [*OLD, NEW]}
+
+    def misses(names: list[str]) -> int:
+        return int((sum(per[n] for n in names).argmin(1) != y).sum())
+
+    print(f"validation: training digits 50,000-59,999 ({len(y)}), views {VIEWS}; misses")
+    for name in per:
+        print(f"  {name:<20} {misses([name]):>4}")
+    old = misses([d.name for d in OLD])
+    both = misses(list(per))
+    print(f"  {'old two together':<20} {old:>4}  (validate.txt: {OLD_TOGETHER})")
+    print(f"  {'all three together':<20} {both:>4}")
+    print(f"gate: {'open' if both < old else 'closed'} ({both} {'<' if both < old else '>='} {old})")
+
+
+if __name__ == "__main__":
+    main()
