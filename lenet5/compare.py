@@ -177,7 +177,7 @@ ROWS: tuple[Row, ...] = (
         "modern2",
         "second modern design (5x5 first layer, 4 convolutions), + rotations",
         "modern2",
-        _train("modern2", *[("modern2" if a == "modern" else a) for a in MODERN], "--rotate", "10"),
+        _train("modern2", "--arch", "modern2", *MODERN[2:], "--rotate", "10"),
         seeds=MODERN2_SEEDS,
     ),
     Row(
@@ -341,11 +341,11 @@ def collect(row: Row, out: Path, x_speed: torch.Tensor | None = None) -> dict:
     info: dict = {"key": row.key, "label": row.label, "paper": row.paper}
     if row.arch != "knn":
         archs = [_member_arch(m) for m in row.members()] if row.kind == "ensemble" else [row.arch]
-        models_ = [build_model(ModelConfig(arch=a)) for a in archs]
-        params = sum(p.numel() for m in models_ for p in m.parameters() if p.requires_grad)
-        macs = sum(count_macs(m) for m in models_)
+        nets = {a: build_model(ModelConfig(arch=a)) for a in set(archs)}
+        cost = {a: (sum(p.numel() for p in n.parameters() if p.requires_grad), count_macs(n)) for a, n in nets.items()}
         factor = 3 if row.kind == "boost" else 1
-        info.update(params=params * factor, macs=macs * factor * len(TTA_VIEWS[row.tta]))
+        params, macs = (factor * sum(cost[a][i] for a in archs) for i in (0, 1))
+        info.update(params=params, macs=macs * len(TTA_VIEWS[row.tta]))
     errors, seconds, devices, models = [], [], set(), []
     if row.kind == "train":
         for d in _run_dirs(out, row):
@@ -369,6 +369,8 @@ def collect(row: Row, out: Path, x_speed: torch.Tensor | None = None) -> dict:
             scored_with = r.get("tta", "none")  # files written before --tta existed read each digit once
             if scored_with != row.tta:
                 raise Lenet5Error(f"{f} was scored with --tta {scored_with}, row {row.key} asks for {row.tta}")
+            if row.kind == "ensemble" and "weights" in r and r["weights"] != row.members(str(out)):
+                raise Lenet5Error(f"{f} was scored with other nets than row {row.key}'s {len(row.members())}")
             errors.append(r["error_rate"])
             if "seconds" in r:
                 seconds.append(r["seconds"])

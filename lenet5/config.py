@@ -21,7 +21,8 @@ PAPER_EPOCHS = 20  # Sec. III-C: 20 passes through the training set
 
 
 BATCH_LR_SCALES = ("sqrt", "sum", "mean")
-ARCHS = ("lenet5", "lenet4", "lenet1", "linear", "mlp300", "slides", "modern", "modern2")
+MODERN_ARCHS = ("slides", "modern", "modern2")  # softmax networks of modern.py, trained by adamw/adam/sgd
+ARCHS = ("lenet5", "lenet4", "lenet1", "linear", "mlp300", *MODERN_ARCHS)
 OPTIMIZERS = ("sdlm", "adamw", "adam", "sgd")
 # Test-time augmentation (`lenet5 evaluate --tta NAME`): each view is (dx, dy, degrees, scale) about the field
 # centre, dx to the right, dy down, degrees clockwise on screen as in robustness.STUDIES; the first is the input
@@ -112,8 +113,8 @@ class ModelConfig:
 
     @property
     def paper_family(self) -> bool:
-        """Squashed units with a trunk SDLM can train (everything but 'slides', 'modern' and 'modern2')."""
-        return self.arch not in ("slides", "modern", "modern2")
+        """Squashed units with a trunk SDLM can train (everything but MODERN_ARCHS)."""
+        return self.arch not in MODERN_ARCHS
 
 
 @dataclass

@@ -9,7 +9,7 @@
   instead of five, widths 24-32-48-72; 53,522 trainable parameters, 6.1 million multiply-accumulates (the
   first design's 10.8 million).
 
-Both return penalties like the paper's networks: -log p(class), lower is better, so evaluate(),
+All three return penalties like the paper's networks: -log p(class), lower is better, so evaluate(),
 predict() and the robustness study read every network the same way.
 """
 
@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import MODERN_ARCHS, ModelConfig
 
-MODERN_ARCHS = ("slides", "modern", "modern2")
 MODERN_WIDTHS = (20, 40, 60)  # channels of the three stages: 47,950 trainable parameters (< 60,000)
 MODERN2_WIDTHS = (24, 32, 48, 72)  # modern2's four convolutions: 53,522 trainable parameters
 MODERN_DROPOUT = 0.1  # before the last layer (both designs)

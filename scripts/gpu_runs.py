@@ -39,6 +39,7 @@ def main() -> int:
         "modern",
         "modern-elastic",
         "modern-rotate",
+        "modern2",
         "lenet5-30k",
         "lenet5-15k",
         "slides",

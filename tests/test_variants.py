@@ -36,6 +36,13 @@ EXPECTED_PARAMS = {  # PAPER_NOTES.md D11, D12; modern.py
 }
 
 
+def test_every_arch_has_an_expected_parameter_count_and_only_the_modern_ones_leave_the_paper_family():
+    from lenet5.config import ARCHS, MODERN_ARCHS
+
+    assert set(EXPECTED_PARAMS) == set(ARCHS)
+    assert [a for a in ARCHS if not ModelConfig(arch=a).paper_family] == list(MODERN_ARCHS)
+
+
 @pytest.mark.parametrize("arch", list(EXPECTED_PARAMS))
 def test_every_arch_builds_with_its_parameter_count_and_returns_penalties(arch):
     torch.manual_seed(0)
@@ -254,6 +261,7 @@ def test_cli_trains_a_sibling_and_the_slides_net_and_scores_an_ensemble(tmp_path
     "args, message",
     [
         (["--arch", "modern"], "SDLM trains the paper's networks only"),
+        (["--arch", "modern2"], "SDLM trains the paper's networks only"),
         (["--noise", "0.7"], "noise must be a flip probability"),
         (["--augment", "--distort"], "choose one"),
         (["--arch", "modern", "--optimizer", "adamw", "--elastic", "34"], "add to --augment"),
@@ -411,6 +419,13 @@ def test_the_mixed_rows_add_the_registered_second_design_nets_and_count_each_mem
     assert plain["macs"] == 17 * 10_783_320 + 7 * 6_059_472 and views["macs"] == 9 * plain["macs"]
     with pytest.raises(Lenet5Error, match="no training row 'mystery'"):
         _member_arch("results/variants/mystery-s3/weights.pt")
+    # a result file of the row's views but fewer nets is not the registered ensemble
+    short = [m.replace("results/variants", str(tmp_path)) for m in mixed[:-1]]
+    (tmp_path / "modern-mixed-tta.json").write_text(
+        json.dumps({"error_rate": 0.3, "misses": 30, "n": 10_000, "tta": "shift-rotate-scale", "weights": short})
+    )
+    with pytest.raises(Lenet5Error, match="scored with other nets than row modern-mixed-tta's 24"):
+        collect(rows["modern-mixed-tta"], tmp_path)
 
 
 def test_the_second_design_row_trains_the_recipe_and_seeds_registered_before_training():
