@@ -7,6 +7,7 @@ on disk, so a row that was never run says so.
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import time
@@ -291,6 +292,15 @@ def _images_per_second(model: nn.Module, x: torch.Tensor, repeats: int = 3) -> f
     return len(x) / best
 
 
+@functools.cache
+def _arch_cost(arch: str) -> tuple[int, int]:
+    """(trainable parameters, multiply-accumulates per image) of one network of ``arch``."""
+    from .model import build_model
+
+    model = build_model(ModelConfig(arch=arch))
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), count_macs(model)
+
+
 def _member_arch(weights: str) -> str:
     """The architecture of an ensemble member, .../{row key}-s{seed}/weights.pt, from its row."""
     key = Path(weights).parent.name.rsplit("-s", 1)[0]
@@ -336,15 +346,17 @@ def _train_seconds(run_dir: Path) -> float:
 def collect(row: Row, out: Path, x_speed: torch.Tensor | None = None) -> dict:
     """The measured numbers of one row from its result files; {"status": "not run"} when there are none."""
     from .checkpoint import load_model
-    from .model import Ensemble, TestTimeAugment, build_model
+    from .model import Ensemble, TestTimeAugment
 
     info: dict = {"key": row.key, "label": row.label, "paper": row.paper}
     if row.arch != "knn":
-        archs = [_member_arch(m) for m in row.members()] if row.kind == "ensemble" else [row.arch]
-        nets = {a: build_model(ModelConfig(arch=a)) for a in set(archs)}
-        cost = {a: (sum(p.numel() for p in n.parameters() if p.requires_grad), count_macs(n)) for a, n in nets.items()}
-        factor = 3 if row.kind == "boost" else 1
-        params, macs = (factor * sum(cost[a][i] for a in archs) for i in (0, 1))
+        archs = (
+            [_member_arch(m) for m in row.members()]
+            if row.kind == "ensemble"
+            else [row.arch] * (3 if row.kind == "boost" else 1)
+        )
+        params = sum(_arch_cost(a)[0] for a in archs)
+        macs = sum(_arch_cost(a)[1] for a in archs)
         info.update(params=params, macs=macs * len(TTA_VIEWS[row.tta]))
     errors, seconds, devices, models = [], [], set(), []
     if row.kind == "train":

@@ -11,13 +11,14 @@ from pathlib import Path
 import torch
 
 from lenet5 import load_model
+from lenet5.compare import ALL_TTA
 from lenet5.data import load_mnist
 from lenet5.model import TestTimeAugment
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD = [ROOT / "tta" / "val-modern-s100", ROOT / "tta" / "val-rotate-s101"]
 NEW = ROOT / "modern2" / "val-modern2-s200"
-VIEWS = "shift-rotate-scale"
+VIEWS = ALL_TTA  # shift-rotate-scale, the views the registration fixed
 OLD_TOGETHER = 35  # results/tta/validate.txt, recomputed below
 
 
