@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -428,15 +429,39 @@ def test_the_mixed_rows_add_the_registered_second_design_nets_and_count_each_mem
         collect(rows["modern-mixed-tta"], tmp_path)
 
 
-def test_the_second_design_row_trains_the_recipe_and_seeds_registered_before_training():
-    """results/modern2/PREREGISTRATION.md, point 2, names the command and the seeds; the row must run exactly that."""
-    text = (Path(__file__).parent.parent / "results" / "modern2" / "PREREGISTRATION.md").read_text()
-    point = text.split("2. **The recipe**")[1].split("3. **")[0]
+@pytest.mark.parametrize(
+    "folder, key, point, seeds, words",
+    [
+        ("modern2", "modern2", "2", range(20, 27), "Seeds 20 to 26 (seven nets)"),
+        ("modern2-long", "modern2-long", "1", range(30, 35), "Seeds 30 to 34 (five nets)"),
+    ],
+)
+def test_the_registered_rows_train_the_recipe_and_seeds_registered_before_training(folder, key, point, seeds, words):
+    """Each PREREGISTRATION.md names a command and seeds in its point on the recipe; the row must run exactly that."""
+    text = (Path(__file__).parent.parent / "results" / folder / "PREREGISTRATION.md").read_text()
+    point = re.split(r"\n\d\. \*\*", text.split(f"\n{point}. **The recipe**")[1])[0]
     registered = next(" ".join(c.split()) for c in point.split("`") if c.startswith("lenet5 train"))
-    row = {r.key: r for r in ROWS}["modern2"]
-    argv = row.command(seed=20)
+    row = {r.key: r for r in ROWS}[key]
+    argv = row.command(seed=seeds[0])
     assert argv[argv.index("--out-dir") :] == [
-        "--out-dir", "results/variants", "--run-name", "modern2-s20", "--seed", "20", "--quiet"
+        "--out-dir", "results/variants", "--run-name", f"{key}-s{seeds[0]}", "--seed", str(seeds[0]), "--quiet"
     ]  # fmt: skip
     assert "lenet5 " + " ".join(argv[: argv.index("--out-dir")]) == registered
-    assert row.seeds == tuple(range(20, 27)) and "Seeds 20 to 26 (seven nets)" in point
+    assert row.seeds == tuple(seeds) and words in " ".join(point.split())
+
+
+def test_the_long_rows_add_the_five_registered_longer_trained_nets_to_the_24(tmp_path):
+    """results/modern2-long/PREREGISTRATION.md, points 3 and 4: the 24 of the attempt before and the five new nets."""
+    from lenet5.compare import _member_arch, collect
+
+    rows = {r.key: r for r in ROWS}
+    old, plain, views = rows["modern-mixed"].members(), rows["modern-long"].members(), rows["modern-long-tta"].members()
+    assert plain == views and plain[: len(old)] == old and len(set(plain)) == len(plain) == 29
+    assert plain[24:] == [f"results/variants/modern2-long-s{s}/weights.pt" for s in range(30, 35)]
+    assert {_member_arch(m) for m in plain[24:]} == {"modern2"}
+    assert rows["modern-long"].tta == "none" and rows["modern-long-tta"].tta == "shift-rotate-scale"
+    assert rows["modern2-long"].command()[rows["modern2-long"].command().index("--epochs") + 1] == "60"
+    assert rows["modern2"].command()[rows["modern2"].command().index("--epochs") + 1] == "30"
+    info = collect(rows["modern-long-tta"], tmp_path)
+    assert info["status"] == "not run" and info["params"] == 17 * 47_950 + 12 * 53_522
+    assert info["macs"] == 9 * (17 * 10_783_320 + 12 * 6_059_472)
