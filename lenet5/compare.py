@@ -51,9 +51,9 @@ ALL_MODERN = tuple(f"{k}-s{s}" for k, seeds in ENSEMBLE.items() for s in seeds) 
 MODERN2_SEEDS = (20, 21, 22, 23, 24, 25, 26)
 MIXED = ALL_MODERN + tuple(f"modern2-s{s}" for s in MODERN2_SEEDS)
 # The fifth (results/modern2-long/PREREGISTRATION.md): the second design's recipe trained for 60 passes instead of
-# 30, seeds named before any was trained, joining the 24 above.
+# 30, seeds named before any was trained. Its gate on held-out digits closed (33 misses, not fewer than 32), so
+# these nets joined no ensemble and none with them was scored; they have their own row.
 LONG_SEEDS = (30, 31, 32, 33, 34)
-LONG = MIXED + tuple(f"modern2-long-s{s}" for s in LONG_SEEDS)
 # The views: the named set with the fewest misses of two nets trained on 50,000 training digits, on the other
 # 10,000 (results/tta/validate.txt: 35, against 38 without views).
 ALL_TTA = "shift-rotate-scale"
@@ -253,22 +253,6 @@ ROWS: tuple[Row, ...] = (
         f"the same {len(MIXED)}, each digit read in {len(TTA_VIEWS[ALL_TTA])} views (--tta {ALL_TTA})",
         "modern",
         _evaluate("modern-mixed-tta", MIXED, "--tta", ALL_TTA),
-        "ensemble",
-        (0,),
-    ),
-    Row(
-        "modern-long",
-        f"ensemble of those {len(MIXED)} and the {len(LONG_SEEDS)} trained for 60 passes (control for the row below)",
-        "modern",
-        _evaluate("modern-long", LONG),
-        "ensemble",
-        (0,),
-    ),
-    Row(
-        "modern-long-tta",
-        f"the same {len(LONG)}, each digit read in {len(TTA_VIEWS[ALL_TTA])} views (--tta {ALL_TTA})",
-        "modern",
-        _evaluate("modern-long-tta", LONG, "--tta", ALL_TTA),
         "ensemble",
         (0,),
     ),

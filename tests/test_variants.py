@@ -16,7 +16,7 @@ from conftest import run_cli
 from lenet5.baselines import knn_predict
 from lenet5.boost import filtered_set
 from lenet5.checkpoint import load_model
-from lenet5.compare import ROWS, compare, count_macs
+from lenet5.compare import ROWS, _with, compare, count_macs
 from lenet5.config import PIXEL_BACKGROUND, PIXEL_FOREGROUND, ModelConfig, TrainConfig
 from lenet5.distort import salt_and_pepper
 from lenet5.layers import Downsample16, Subsampling
@@ -450,18 +450,12 @@ def test_the_registered_rows_train_the_recipe_and_seeds_registered_before_traini
     assert row.seeds == tuple(seeds) and words in " ".join(point.split())
 
 
-def test_the_long_rows_add_the_five_registered_longer_trained_nets_to_the_24(tmp_path):
-    """results/modern2-long/PREREGISTRATION.md, points 3 and 4: the 24 of the attempt before and the five new nets."""
-    from lenet5.compare import _member_arch, collect
-
+def test_the_long_row_is_the_second_design_trained_twice_as_long_and_joins_no_ensemble():
+    """results/modern2-long: its gate closed, so no ensemble row may hold a net trained for 60 passes."""
     rows = {r.key: r for r in ROWS}
-    old, plain, views = rows["modern-mixed"].members(), rows["modern-long"].members(), rows["modern-long-tta"].members()
-    assert plain == views and plain[: len(old)] == old and len(set(plain)) == len(plain) == 29
-    assert plain[24:] == [f"results/variants/modern2-long-s{s}/weights.pt" for s in range(30, 35)]
-    assert {_member_arch(m) for m in plain[24:]} == {"modern2"}
-    assert rows["modern-long"].tta == "none" and rows["modern-long-tta"].tta == "shift-rotate-scale"
-    assert rows["modern2-long"].command()[rows["modern2-long"].command().index("--epochs") + 1] == "60"
-    assert rows["modern2"].command()[rows["modern2"].command().index("--epochs") + 1] == "30"
-    info = collect(rows["modern-long-tta"], tmp_path)
-    assert info["status"] == "not run" and info["params"] == 17 * 47_950 + 12 * 53_522
-    assert info["macs"] == 9 * (17 * 10_783_320 + 12 * 6_059_472)
+    long, short = rows["modern2-long"].command(), rows["modern2"].command()
+    assert long[long.index("--epochs") + 1] == "60" and short[short.index("--epochs") + 1] == "30"
+    assert _with(short, "--epochs", "60") == tuple(a.replace("modern2-long-sS", "modern2-sS") for a in long)
+    assert rows["modern2-long"].arch == "modern2"
+    members = [m for r in ROWS if r.kind == "ensemble" for m in r.members()]
+    assert members and not [m for m in members if "modern2-long" in m]
