@@ -29,23 +29,31 @@ def penalties(run_dir: Path, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([tta(x[i : i + 1000]) for i in range(0, len(x), 1000)])
 
 
-def main() -> None:
+WORDS = {2: "two", 3: "three", 4: "four"}
+
+
+def gate(old: list[Path], new: Path, old_together: int, recorded_in: str) -> None:
+    """Print each net's misses, the old nets' together and all together, and whether the gate opens."""
     torch.set_num_threads(2)
     x, y = load_mnist("train")
     x, y = x[50_000:], y[50_000:]
-    per = {d.name: penalties(d, x) for d in [*OLD, NEW]}
+    per = {d.name: penalties(d, x) for d in [*old, new]}
 
     def misses(names: list[str]) -> int:
         return int((sum(per[n] for n in names).argmin(1) != y).sum())
 
+    width = max(20, max(map(len, per)) + 1)
     print(f"validation: training digits 50,000-59,999 ({len(y)}), views {VIEWS}; misses")
     for name in per:
-        print(f"  {name:<20} {misses([name]):>4}")
-    old = misses([d.name for d in OLD])
-    both = misses(list(per))
-    print(f"  {'old two together':<20} {old:>4}  (validate.txt: {OLD_TOGETHER})")
-    print(f"  {'all three together':<20} {both:>4}")
-    print(f"gate: {'open' if both < old else 'closed'} ({both} {'<' if both < old else '>='} {old})")
+        print(f"  {name:<{width}} {misses([name]):>4}")
+    before, after = misses([d.name for d in old]), misses(list(per))
+    print(f"  {f'old {WORDS[len(old)]} together':<{width}} {before:>4}  ({recorded_in}: {old_together})")
+    print(f"  {f'all {WORDS[len(per)]} together':<{width}} {after:>4}")
+    print(f"gate: {'open' if after < before else 'closed'} ({after} {'<' if after < before else '>='} {before})")
+
+
+def main() -> None:
+    gate(OLD, NEW, OLD_TOGETHER, "validate.txt")
 
 
 if __name__ == "__main__":
