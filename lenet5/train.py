@@ -589,6 +589,7 @@ def train(
     if place.world > 1:
         import torch.distributed as dist
 
+        del ddp  # its reducer holds the process group: release it before the group goes
         dist.destroy_process_group()
     if not place.main:
         return {"run_dir": str(run_dir), "history": history, "test": None, "engine": engine_name}

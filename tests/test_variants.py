@@ -433,7 +433,7 @@ def test_the_mixed_rows_add_the_registered_second_design_nets_and_count_each_mem
     "folder, key, point, seeds, words",
     [
         ("modern2", "modern2", "2", range(20, 27), "Seeds 20 to 26 (seven nets)"),
-        ("modern2-long", "modern2-long", "1", range(30, 35), "Seeds 30 to 34 (five nets)"),
+        ("modern2-long", "modern2-long", "1", range(30, 37), "Seeds 30 to 34 (five nets)"),
     ],
 )
 def test_the_registered_rows_train_the_recipe_and_seeds_registered_before_training(folder, key, point, seeds, words):
@@ -450,12 +450,27 @@ def test_the_registered_rows_train_the_recipe_and_seeds_registered_before_traini
     assert row.seeds == tuple(seeds) and words in " ".join(point.split())
 
 
-def test_the_long_row_is_the_second_design_trained_twice_as_long_and_joins_no_ensemble():
-    """results/modern2-long: its gate closed, so no ensemble row may hold a net trained for 60 passes."""
+def test_the_long_row_is_the_second_design_trained_twice_as_long():
     rows = {r.key: r for r in ROWS}
     long, short = rows["modern2-long"].command(), rows["modern2"].command()
     assert long[long.index("--epochs") + 1] == "60" and short[short.index("--epochs") + 1] == "30"
     assert _with(short, "--epochs", "60") == tuple(a.replace("modern2-long-sS", "modern2-sS") for a in long)
     assert rows["modern2-long"].arch == "modern2"
-    members = [m for r in ROWS if r.kind == "ensemble" for m in r.members()]
-    assert members and not [m for m in members if "modern2-long" in m]
+
+
+def test_the_sixth_registered_ensemble_is_the_seven_long_nets_alone():
+    """results/modern2-long's gate closed, so no ensemble with other nets holds a 60-pass one;
+    results/long-ensemble/PREREGISTRATION.md registered its five nets and two more (seeds 35, 36), alone, in the
+    views, and the same without views as control."""
+    text = " ".join(
+        (Path(__file__).parent.parent / "results" / "long-ensemble" / "PREREGISTRATION.md").read_text().split()
+    )
+    assert "seeds 35 and 36" in text and "The seven 60-pass nets (modern2-long-s30 to s36), and no other" in text
+    assert "`lenet5 compare --run long-tta`" in text and "without views (`long`)" in text
+    rows = {r.key: r for r in ROWS}
+    assert rows["modern2-long"].seeds == tuple(range(30, 37))
+    seven = [f"results/variants/modern2-long-s{s}/weights.pt" for s in range(30, 37)]
+    assert rows["long-tta"].members() == rows["long"].members() == seven
+    assert rows["long-tta"].tta == "shift-rotate-scale" and rows["long"].tta == "none"
+    others = [m for r in ROWS if r.kind == "ensemble" and r.key not in ("long", "long-tta") for m in r.members()]
+    assert others and not [m for m in others if "modern2-long" in m]

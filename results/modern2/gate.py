@@ -29,15 +29,17 @@ def penalties(run_dir: Path, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([tta(x[i : i + 1000]) for i in range(0, len(x), 1000)])
 
 
-WORDS = {2: "two", 3: "three", 4: "four"}
+WORDS = {2: "two", 3: "three", 4: "four", 6: "six"}
 
 
-def gate(old: list[Path], new: Path, old_together: int, recorded_in: str) -> None:
-    """Print each net's misses, the old nets' together and all together, and whether the gate opens."""
+def gate(old: list[Path], new: Path | list[Path], old_together: int, recorded_in: str, *, alone: bool = False) -> None:
+    """Print each net's misses, the old nets' together and all together, and whether the gate opens: whether all
+    together (``alone``: the new nets together) miss fewer than the old ones together."""
+    new = [new] if isinstance(new, Path) else new
     torch.set_num_threads(2)
     x, y = load_mnist("train")
     x, y = x[50_000:], y[50_000:]
-    per = {d.name: penalties(d, x) for d in [*old, new]}
+    per = {d.name: penalties(d, x) for d in [*old, *new]}
 
     def misses(names: list[str]) -> int:
         return int((sum(per[n] for n in names).argmin(1) != y).sum())
@@ -46,9 +48,15 @@ def gate(old: list[Path], new: Path, old_together: int, recorded_in: str) -> Non
     print(f"validation: training digits 50,000-59,999 ({len(y)}), views {VIEWS}; misses")
     for name in per:
         print(f"  {name:<{width}} {misses([name]):>4}")
-    before, after = misses([d.name for d in old]), misses(list(per))
+    before = misses([d.name for d in old])
     print(f"  {f'old {WORDS[len(old)]} together':<{width}} {before:>4}  ({recorded_in}: {old_together})")
-    print(f"  {f'all {WORDS[len(per)]} together':<{width}} {after:>4}")
+    if alone:
+        print(f"  {f'new {WORDS[len(new)]} together':<{width}} {misses([d.name for d in new]):>4}")
+    print(
+        f"  {f'all {WORDS[len(per)]} together':<{width}} {misses(list(per)):>4}"
+        + ("  (decides nothing)" if alone else "")
+    )
+    after = misses([d.name for d in new] if alone else list(per))
     print(f"gate: {'open' if after < before else 'closed'} ({after} {'<' if after < before else '>='} {before})")
 
 
