@@ -433,7 +433,8 @@ def test_the_mixed_rows_add_the_registered_second_design_nets_and_count_each_mem
     "folder, key, point, seeds, words",
     [
         ("modern2", "modern2", "2", range(20, 27), "Seeds 20 to 26 (seven nets)"),
-        ("modern2-long", "modern2-long", "1", range(30, 37), "Seeds 30 to 34 (five nets)"),
+        ("modern2-long", "modern2-long", "1", range(30, 35), "Seeds 30 to 34 (five nets)"),
+        ("long-ensemble", "modern2-long", "1", range(30, 37), "is the `modern2-long` row's, unchanged"),
     ],
 )
 def test_the_registered_rows_train_the_recipe_and_seeds_registered_before_training(folder, key, point, seeds, words):
@@ -447,7 +448,8 @@ def test_the_registered_rows_train_the_recipe_and_seeds_registered_before_traini
         "--out-dir", "results/variants", "--run-name", f"{key}-s{seeds[0]}", "--seed", str(seeds[0]), "--quiet"
     ]  # fmt: skip
     assert "lenet5 " + " ".join(argv[: argv.index("--out-dir")]) == registered
-    assert row.seeds == tuple(seeds) and words in " ".join(point.split())
+    # a later registration may add seeds to a row (results/long-ensemble: 35 and 36), never change the earlier ones
+    assert row.seeds[: len(seeds)] == tuple(seeds) and words in " ".join(point.split())
 
 
 def test_the_long_row_is_the_second_design_trained_twice_as_long():

@@ -29,7 +29,7 @@ def penalties(run_dir: Path, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([tta(x[i : i + 1000]) for i in range(0, len(x), 1000)])
 
 
-WORDS = {2: "two", 3: "three", 4: "four", 6: "six"}
+WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 
 
 def gate(old: list[Path], new: Path | list[Path], old_together: int, recorded_in: str, *, alone: bool = False) -> None:
