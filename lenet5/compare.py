@@ -113,6 +113,23 @@ def _evaluate(key: str, runs: Sequence[str], *extra: str) -> tuple[str, ...]:
     )
 
 
+def _and_in_views(key: str, label: str, arch: str, runs: Sequence[str], why: str = "") -> tuple[Row, Row]:
+    """An ensemble row with each digit read once (the control) and the same nets in the registered views
+    (``{key}-tta``); ``why`` says more about the views in the second row's label."""
+    views = f"each digit read in {len(TTA_VIEWS[ALL_TTA])} views (--tta {ALL_TTA}{why})"
+    return (
+        Row(key, f"{label} (control for the row below)", arch, _evaluate(key, runs), "ensemble", (0,)),
+        Row(
+            f"{key}-tta",
+            f"the same {len(runs)}, {views}",
+            arch,
+            _evaluate(f"{key}-tta", runs, "--tta", ALL_TTA),
+            "ensemble",
+            (0,),
+        ),
+    )
+
+
 ROWS: tuple[Row, ...] = (
     Row("linear", "linear classifier, 28x28 pixels", "linear", _train("linear", "--arch", "linear", *SIBLING)),
     Row("knn", "k-NN (k = 3), Euclidean, 28x28 pixels", "knn", ("knn", "--out", "{out}/knn.json"), "knn", (0,)),
@@ -225,56 +242,20 @@ ROWS: tuple[Row, ...] = (
         "ensemble",
         (0,),
     ),
-    Row(
+    *_and_in_views(
         "modern-all",
-        f"ensemble of all {len(ALL_MODERN)} nets of the first two modernised rows (control for the row below)",
+        f"ensemble of all {len(ALL_MODERN)} nets of the first two modernised rows",
         "modern",
-        _evaluate("modern-all", ALL_MODERN),
-        "ensemble",
-        (0,),
+        ALL_MODERN,
+        ", chosen on held-out digits",
     ),
-    Row(
-        "modern-all-tta",
-        f"the same {len(ALL_MODERN)}, each digit read in {len(TTA_VIEWS[ALL_TTA])} views (--tta {ALL_TTA}, chosen "
-        "on held-out digits)",
-        "modern",
-        _evaluate("modern-all-tta", ALL_MODERN, "--tta", ALL_TTA),
-        "ensemble",
-        (0,),
-    ),
-    Row(
+    *_and_in_views(
         "modern-mixed",
-        f"ensemble of those {len(ALL_MODERN)} and the {len(MODERN2_SEEDS)} of the second design (control for the row "
-        "below)",
+        f"ensemble of those {len(ALL_MODERN)} and the {len(MODERN2_SEEDS)} of the second design",
         "modern",
-        _evaluate("modern-mixed", MIXED),
-        "ensemble",
-        (0,),
+        MIXED,
     ),
-    Row(
-        "modern-mixed-tta",
-        f"the same {len(MIXED)}, each digit read in {len(TTA_VIEWS[ALL_TTA])} views (--tta {ALL_TTA})",
-        "modern",
-        _evaluate("modern-mixed-tta", MIXED, "--tta", ALL_TTA),
-        "ensemble",
-        (0,),
-    ),
-    Row(
-        "long",
-        f"ensemble of the {len(LONG)} second-design nets trained for 60 passes (control for the row below)",
-        "modern2",
-        _evaluate("long", LONG),
-        "ensemble",
-        (0,),
-    ),
-    Row(
-        "long-tta",
-        f"the same {len(LONG)}, each digit read in {len(TTA_VIEWS[ALL_TTA])} views (--tta {ALL_TTA})",
-        "modern2",
-        _evaluate("long-tta", LONG, "--tta", ALL_TTA),
-        "ensemble",
-        (0,),
-    ),
+    *_and_in_views("long", f"ensemble of the {len(LONG)} second-design nets trained for 60 passes", "modern2", LONG),
 )
 ROW_KEYS = tuple(r.key for r in ROWS)
 SIZE_ROWS = (15_000, 30_000)  # the training-set sizes of Fig. 6 besides the full 60,000

@@ -48,15 +48,12 @@ def gate(old: list[Path], new: Path | list[Path], old_together: int, recorded_in
     print(f"validation: training digits 50,000-59,999 ({len(y)}), views {VIEWS}; misses")
     for name in per:
         print(f"  {name:<{width}} {misses([name]):>4}")
-    before = misses([d.name for d in old])
+    before, together = misses([d.name for d in old]), misses(list(per))
+    after = misses([d.name for d in new]) if alone else together
     print(f"  {f'old {WORDS[len(old)]} together':<{width}} {before:>4}  ({recorded_in}: {old_together})")
     if alone:
-        print(f"  {f'new {WORDS[len(new)]} together':<{width}} {misses([d.name for d in new]):>4}")
-    print(
-        f"  {f'all {WORDS[len(per)]} together':<{width}} {misses(list(per)):>4}"
-        + ("  (decides nothing)" if alone else "")
-    )
-    after = misses([d.name for d in new] if alone else list(per))
+        print(f"  {f'new {WORDS[len(new)]} together':<{width}} {after:>4}")
+    print(f"  {f'all {WORDS[len(per)]} together':<{width}} {together:>4}" + ("  (decides nothing)" if alone else ""))
     print(f"gate: {'open' if after < before else 'closed'} ({after} {'<' if after < before else '>='} {before})")
 
 
